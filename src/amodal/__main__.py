@@ -1,0 +1,5 @@
+import sys
+
+from amodal.cli import main
+
+sys.exit(main())

@@ -1,0 +1,110 @@
+"""``amodal eval``: run methods on an evaluation dataset, or score a prediction file in a reference format."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EXAMPLE = """\
+  # the baselines on a synthetic set (DIR/test/annotations.json), one report row each:
+  amodal eval --dataset synthetic --data data/synth --method modal --method convex --method temporal \\
+              --out runs/eval_synth
+
+  # score a prediction file exactly as the reference evaluation does:
+  amodal eval --dataset sailvos --annotations ../shared/fixtures/official_metrics/sailvos/annotations.json \\
+              --predictions ../shared/fixtures/official_metrics/sailvos/predictions.json --out runs/eval_sailvos
+  amodal eval --dataset tao-amodal --annotations ../shared/fixtures/official_metrics/tao_amodal/annotations.json \\
+              --track-offsets ../shared/fixtures/official_metrics/tao_amodal/track_ids_abs2rel.json \\
+              --predictions ../shared/fixtures/official_metrics/tao_amodal/predictions.json --out runs/eval_tao
+
+  # shared out over 2 processes (accelerate needs --multi_gpu to start several, also on CPU-only machines):
+  accelerate launch --multi_gpu --num_processes 2 -m amodal eval --dataset synthetic --data data/synth \\
+              --method convex --out runs/eval_synth
+"""
+
+
+def register(subparsers) -> None:
+    from amodal.cli import add_command
+    from amodal.datasets import DATASET_KINDS
+
+    parser = add_command(
+        subparsers,
+        "eval",
+        "Evaluate methods on SAIL-VOS, TAO-Amodal, MOVi or a synthetic set (or score a reference-format "
+        "prediction file); writes metrics.json, report.md, plots and predictions.",
+        EXAMPLE,
+    )
+    parser.add_argument(
+        "--dataset", required=True, choices=DATASET_KINDS, help="dataset kind; picks the reader and the protocol"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="dataset folder: frames, and DIR/SPLIT/annotations.json unless --annotations is given "
+        "(MOVi: DIR/SPLIT/<video>/)",
+    )
+    parser.add_argument("--split", default="test", help="split folder inside --data")
+    parser.add_argument(
+        "--annotations", type=Path, metavar="JSON", help="annotation file (SAIL-VOS, TAO-Amodal or synthetic format)"
+    )
+    parser.add_argument(
+        "--track-offsets",
+        type=Path,
+        metavar="JSON",
+        help="TAO-Amodal {video_id: first track id} file; default track_ids_abs2rel.json beside the annotations",
+    )
+    parser.add_argument(
+        "--predictions",
+        type=Path,
+        metavar="JSON",
+        help="score this reference-format prediction file instead of running methods",
+    )
+    parser.add_argument(
+        "--method",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="method to run (modal, convex, temporal, a registered model, or a model folder); repeat for several",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=1, help="hypotheses per object for generative methods; Top-k uses k = SAMPLES"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of generative methods")
+    parser.add_argument(
+        "--window", type=int, metavar="N", help="score clips in windows of N frames; None scores whole clips"
+    )
+    parser.add_argument("--limit", type=int, metavar="N", help="only the first N clips (quick checks)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from amodal.evaluation.run import EvalConfig, run_evaluation
+    from amodal.evaluation.shard import current_shard
+
+    config = EvalConfig(
+        dataset=args.dataset,
+        out=args.out,
+        data=args.data,
+        split=args.split,
+        annotations=args.annotations,
+        track_offsets=args.track_offsets,
+        predictions=args.predictions,
+        methods=tuple(args.method),
+        samples=args.samples,
+        seed=args.seed,
+        window=args.window,
+        limit=args.limit,
+        plots=not args.no_plots,
+        progress=not args.quiet,
+    )
+    results = run_evaluation(config)
+    if current_shard().is_main:
+        for name, result in results.items():
+            shown = {k: v for k, v in result.metrics.items() if k.startswith(("miou", "ap"))}
+            print(f"{name}: " + "  ".join(f"{k}={v:.4f}" if v == v else f"{k}=n/a" for k, v in shown.items()))
+        print(f"wrote {config.out / 'metrics.json'} and {config.out / 'report.md'}")
+    return 0

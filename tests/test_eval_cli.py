@@ -1,0 +1,417 @@
+"""``amodal eval``: scoring reference prediction files, running methods, reports, bad input, sharding."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_datasets import H, W, tiny_scene, write_movi_video, write_synthetic_split
+
+from amodal import cli
+from amodal.evaluation import methods as registry
+from amodal.evaluation.methods import Prediction, register_method
+from amodal.io import rle
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def amodal(monkeypatch, capsys):
+    """Run ``amodal eval ...`` in this process; returns (exit code, stdout, stderr)."""
+    monkeypatch.setattr(cli, "COMMANDS", ("eval",))  # only the command under test is built
+
+    def run(*argv):
+        code = cli.main(["eval", *map(str, argv)])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def _metrics(folder: Path) -> dict:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+# ----------------------------------------------------------------------------- reference prediction files
+def test_scores_sailvos_predictions_as_the_reference(amodal, shared_dir, tmp_path):
+    folder = shared_dir / "fixtures" / "official_metrics" / "sailvos"
+    expected = json.loads((folder / "official_metrics.json").read_text())
+    code, out, err = amodal(
+        "--dataset",
+        "sailvos",
+        "--annotations",
+        folder / "annotations.json",
+        "--predictions",
+        folder / "predictions.json",
+        "--out",
+        tmp_path / "out",
+        "--quiet",
+    )
+    assert code == 0, err
+    got = _metrics(tmp_path / "out")
+    assert got["miou"] == pytest.approx(expected["miou"], abs=1e-6)
+    assert got["miou_occ"] == pytest.approx(expected["miou_occ"], abs=1e-6)
+    assert {"miou_occ_strict", "frames", "method", "dataset"} <= set(got)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| predictions | 0.9612 | 0.8666 |" in report and "## Top-1 mIoU by category" in report
+    for png in ("iou_vs_visible_fraction.png", "iou_over_time.png"):
+        assert Image.open(tmp_path / "out" / png).size[0] > 100
+    assert "miou=0.9612" in out
+
+
+def test_scores_tao_amodal_predictions_as_the_reference(amodal, shared_dir, tmp_path):
+    folder = shared_dir / "fixtures" / "official_metrics" / "tao_amodal"
+    expected = json.loads((folder / "official_metrics.json").read_text())
+    code, _, err = amodal(
+        "--dataset",
+        "tao-amodal",
+        "--annotations",
+        folder / "annotations.json",
+        "--track-offsets",
+        folder / "track_ids_abs2rel.json",
+        "--predictions",
+        folder / "predictions.json",
+        "--out",
+        tmp_path,
+        "--quiet",
+        "--no-plots",
+    )
+    assert code == 0, err
+    got = _metrics(tmp_path)
+    for key in ("miou", "ap25", "ap50", "ap75"):
+        assert got[key] == pytest.approx(expected[key], abs=1e-6)
+    assert "not COCO AP" in (tmp_path / "report.md").read_text()
+
+
+def _bad_predictions(tmp_path: Path, shared_dir: Path, edit) -> tuple[Path, Path]:
+    folder = shared_dir / "fixtures" / "official_metrics" / "sailvos"
+    predictions = json.loads((folder / "predictions.json").read_text())
+    edit(predictions)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(predictions))
+    return folder / "annotations.json", path
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda p: p.pop("(100003, 24)"), r"bad\.json: no prediction for \(100003, 24\)"),
+        (
+            lambda p: p["(100002, 24)"].update(diffvas_res_rle={"size": [128, 256], "counts": "0"}),
+            r"bad\.json: \(100002, 24\): mask is 256x128 but expected 512x256",
+        ),
+        (
+            lambda p: p["(100001, 24)"]["diffvas_res_rle"].update(counts="0000"),
+            r"bad\.json: \(100001, 24\): corrupt RLE counts",
+        ),
+        (
+            lambda p: p.update({"(100000, 24)": [1, 2]}),
+            r"entry \(100000, 24\) must be an object with a \"diffvas_res_rle\"",
+        ),
+    ],
+)
+def test_bad_predictions_name_the_first_bad_entry_and_write_nothing(amodal, shared_dir, tmp_path, edit, message):
+    annotations, predictions = _bad_predictions(tmp_path, shared_dir, edit)
+    code, _, err = amodal(
+        "--dataset",
+        "sailvos",
+        "--annotations",
+        annotations,
+        "--predictions",
+        predictions,
+        "--out",
+        tmp_path / "out",
+        "--quiet",
+    )
+    assert code == 2
+    assert err.startswith("amodal: error: ") and len(err.strip().splitlines()) == 1
+    assert re.search(message, err), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_prediction_file_that_is_not_an_object(amodal, shared_dir, tmp_path):
+    folder = shared_dir / "fixtures" / "official_metrics" / "sailvos"
+    path = tmp_path / "list.json"
+    path.write_text("[1, 2]")
+    code, _, err = amodal(
+        "--dataset", "sailvos", "--annotations", folder / "annotations.json", "--predictions", path, "--out", tmp_path
+    )
+    assert code == 2 and "list.json: expected a non-empty JSON object" in err
+    code, _, err = amodal(
+        "--dataset",
+        "sailvos",
+        "--annotations",
+        folder / "annotations.json",
+        "--predictions",
+        path,
+        "--method",
+        "modal",
+        "--out",
+        tmp_path,
+    )
+    assert code == 2 and "pass either --method" in err
+
+
+# ----------------------------------------------------------------------------- running methods
+def test_baselines_on_a_synthetic_split_and_the_round_trip(amodal, tmp_path):
+    write_synthetic_split(tmp_path / "data", videos=2, frames=8)
+    out = tmp_path / "run"
+    code, _, err = amodal(
+        "--dataset",
+        "synthetic",
+        "--data",
+        tmp_path / "data",
+        "--method",
+        "modal",
+        "--method",
+        "convex",
+        "--method",
+        "temporal",
+        "--out",
+        out,
+        "--quiet",
+    )
+    assert code == 0, err
+    got = _metrics(out)
+    assert set(got) == {"modal", "convex", "temporal"}
+    # The modal baseline never finds a hidden pixel: the reference protocol drops
+    # every occluded frame (undefined mean), the strict one scores them 0.
+    assert got["modal"]["miou_occ"] is None and got["modal"]["miou_occ_strict"] == 0.0
+    assert got["temporal"]["miou"] > got["convex"]["miou"] > got["modal"]["miou"]
+    assert got["temporal"]["miou_occ_strict"] > 0.9
+    report = (out / "report.md").read_text()
+    assert "| temporal |" in report and "## Top-1 mIoU by visible fraction" in report
+    predictions = json.loads((out / "predictions_temporal.json").read_text())
+    assert len(predictions) == 2 * 2 * 8 and "(1000, 1)" in predictions
+    # The written predictions, scored as a reference file, give the same numbers.
+    code, _, err = amodal(
+        "--dataset",
+        "synthetic",
+        "--data",
+        tmp_path / "data",
+        "--predictions",
+        out / "predictions_temporal.json",
+        "--out",
+        tmp_path / "rescored",
+        "--quiet",
+        "--no-plots",
+    )
+    assert code == 0, err
+    rescored = _metrics(tmp_path / "rescored")
+    for key in ("miou", "miou_occ", "miou_occ_strict"):
+        assert rescored[key] == pytest.approx(got["temporal"][key], abs=1e-12)
+
+
+def test_windows_score_every_frame_once(amodal, tmp_path):
+    write_synthetic_split(tmp_path / "data", videos=1, frames=7)
+    runs = {}
+    for window in (None, 3):
+        out = tmp_path / f"w{window}"
+        extra = ("--window", window) if window else ()
+        code, _, err = amodal(
+            "--dataset",
+            "synthetic",
+            "--data",
+            tmp_path / "data",
+            "--method",
+            "convex",
+            "--out",
+            out,
+            "--quiet",
+            "--no-plots",
+            *extra,
+        )
+        assert code == 0, err
+        runs[window] = _metrics(out)
+    assert runs[3] == runs[None] and runs[3]["frames"] == 2 * 7
+
+
+def test_top_k_picks_the_best_sample_per_object(amodal, tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "_FACTORIES", dict(registry._FACTORIES))
+
+    def hypotheses(options):
+        def method(clip):
+            # Sample 0 the visible mask, sample 1 the truth, the rest empty: Top-1 is the
+            # modal baseline, Top-k with k >= 2 is perfect.
+            samples = np.zeros((options.samples, *clip.modal_masks.shape), bool)
+            samples[0] = clip.modal_masks
+            samples[1] = clip.amodal_masks
+            return Prediction(samples)
+
+        return method
+
+    register_method("two-guesses", hypotheses)
+    write_synthetic_split(tmp_path / "data", videos=1, frames=4)
+    code, _, err = amodal(
+        "--dataset",
+        "synthetic",
+        "--data",
+        tmp_path / "data",
+        "--method",
+        "two-guesses",
+        "--samples",
+        3,
+        "--out",
+        tmp_path / "out",
+        "--quiet",
+        "--no-plots",
+    )
+    assert code == 0, err
+    got = _metrics(tmp_path / "out")
+    assert got["top_k"]["k"] == 3
+    assert got["top_k"]["miou"] == pytest.approx(1.0, abs=1e-6) and got["miou"] < 0.99
+    assert "| two-guesses (top-3) | 1.0000 |" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_movi_run_reports_whole_frame_and_cropped(amodal, tmp_path):
+    write_movi_video(tmp_path / "movi" / "test" / "000001", frames=5)
+    code, _, err = amodal(
+        "--dataset",
+        "movi",
+        "--data",
+        tmp_path / "movi",
+        "--method",
+        "convex",
+        "--method",
+        "temporal",
+        "--out",
+        tmp_path / "out",
+        "--quiet",
+        "--no-plots",
+    )
+    assert code == 0, err
+    got = _metrics(tmp_path / "out")
+    assert {"miou", "miou_occ", "miou_occ_strict", "miou_cropped", "miou_occ_cropped", "objects"} <= set(got["convex"])
+    assert got["convex"]["objects"] == 2
+    assert got["temporal"]["miou"] >= got["convex"]["miou"]
+    assert "('000001', 0, 0)" in json.loads((tmp_path / "out" / "predictions_convex.json").read_text())
+
+
+def _write_tao_split(root: Path, frames: int = 5) -> None:
+    """The tiny scene as a TAO-Amodal video: the square's modal RLEs and amodal boxes, frames as JPEG."""
+    scene = tiny_scene(frames)
+    video = root / "val" / "DATASET" / "vid7"
+    video.mkdir(parents=True)
+    names = []
+    for t in range(frames):
+        Image.fromarray(scene["frames"][t]).save(video / f"frame{t:04d}.jpg", quality=95)
+        names.append(f"val/DATASET/vid7/frame{t:04d}.jpg")
+    ys, xs = np.nonzero(scene["amodal"][0, 0])
+    boxes = [[float(xs.min()) + 4 * t, float(ys.min()), 12.0, 12.0] for t in range(frames)]
+    track = {
+        "track_id": 12,
+        "category_id": 5,
+        "video_id": 7,
+        "file_names": names,
+        "height": H,
+        "width": W,
+        "rles": [rle.encode(m)["counts"] for m in scene["modal"][0]],
+        "amodal_bboxes": boxes,
+    }
+    (root / "annotations.json").write_text(json.dumps([track]))
+    (root / "track_ids_abs2rel.json").write_text(json.dumps({"7": 11}))
+
+
+def test_tao_amodal_run_and_round_trip(amodal, tmp_path):
+    _write_tao_split(tmp_path / "tao")
+    code, _, err = amodal(
+        "--dataset",
+        "tao-amodal",
+        "--data",
+        tmp_path / "tao",
+        "--annotations",
+        tmp_path / "tao" / "annotations.json",
+        "--method",
+        "modal",
+        "--out",
+        tmp_path / "out",
+        "--quiet",
+        "--no-plots",
+    )
+    assert code == 0, err
+    got = _metrics(tmp_path / "out")
+    predictions = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert predictions["(7, 'frame0004.jpg', '2')"]["diffvas_res_bbox"] == [
+        22.0,
+        14.0,
+        6.0,
+        12.0,
+    ]  # cut to 6 px by the bar
+    assert 0 < got["miou"] < 1 and got["ap75"] < 1
+    code, _, err = amodal(
+        "--dataset",
+        "tao-amodal",
+        "--annotations",
+        tmp_path / "tao" / "annotations.json",
+        "--predictions",
+        tmp_path / "out" / "predictions.json",
+        "--out",
+        tmp_path / "rescored",
+        "--quiet",
+        "--no-plots",
+    )
+    assert code == 0, err
+    assert _metrics(tmp_path / "rescored")["miou"] == pytest.approx(got["miou"], abs=1e-12)
+
+
+# ----------------------------------------------------------------------------- sharding
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_accelerate_processes_give_the_numbers_of_one(amodal, tmp_path):
+    write_synthetic_split(tmp_path / "data", videos=3, frames=5)
+    common = [
+        "eval",
+        "--dataset",
+        "synthetic",
+        "--data",
+        str(tmp_path / "data"),
+        "--method",
+        "convex",
+        "--method",
+        "temporal",
+        "--quiet",
+        "--no-plots",
+    ]
+    code, _, err = amodal(*common[1:], "--out", tmp_path / "one")
+    assert code == 0, err
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(_free_port()),
+        "-m",
+        "amodal",
+        *common,
+        "--out",
+        str(tmp_path / "two"),
+    ]
+    done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _metrics(tmp_path / "two") == _metrics(tmp_path / "one")
+    for name in ("predictions_convex.json", "predictions_temporal.json"):
+        assert json.loads((tmp_path / "two" / name).read_text()) == json.loads((tmp_path / "one" / name).read_text())
+    assert done.stdout.count("wrote ") == 1  # only the main process reports

@@ -1,0 +1,173 @@
+"""The segmentation pipeline's geometry, windowing, streaming and batching, with analytic fake models."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from amodal import Clip
+from amodal.errors import InputError
+from amodal.geometry import letterbox, window_starts
+from amodal.pipeline import AmodalSegmentationPipeline, SegmentationConfig
+
+
+class FakeSegmenter:
+    """Implements ``AmodalSegmenter`` with a closed form: the modal mask dilated by ``grow`` pixels.
+
+    With ``noise > 0`` each sample adds generator noise, to test seeds and Top-k.
+    """
+
+    uses_depth = True
+    threshold = 0.5
+
+    def __init__(self, num_frames=8, height=32, width=64, grow=0, noise=0.0):
+        self.num_frames, self.height, self.width = num_frames, height, width
+        self.grow, self.noise = grow, noise
+        self.calls = []
+
+    def sample(self, modal, depth, *, steps, guidance, generator):
+        self.calls.append((tuple(modal.shape), depth is not None))
+        assert modal.shape[1] == self.num_frames and modal.shape[-2:] == (self.height, self.width)
+        out = modal
+        if self.grow:
+            k = 2 * self.grow + 1
+            out = torch.nn.functional.max_pool2d(modal.flatten(0, 1)[:, None], k, 1, self.grow)[:, 0].view_as(modal)
+        if self.noise:
+            out = out + self.noise * torch.randn(out.shape, generator=generator)
+        return out.clamp(0, 1)
+
+
+def make_clip(t=20, h=32, w=64, k=2, seed=0):
+    rng = np.random.default_rng(seed)
+    modal = np.zeros((k, t, h, w), bool)
+    for obj in range(k):
+        for i in range(t):
+            y, x = rng.integers(0, h - 8), rng.integers(0, w - 8)
+            modal[obj, i, y : y + 6, x : x + 6] = True
+    modal[1:] &= ~modal[:1]
+    return Clip(frames=np.zeros((t, h, w, 3), np.uint8), modal_masks=modal,
+                depth=rng.random((t, h, w)).astype(np.float32))
+
+
+def run(clip, segmenter, **cfg):
+    return AmodalSegmentationPipeline(segmenter, SegmentationConfig(progress=False, **cfg))(clip)
+
+
+def test_identity_model_at_native_size_returns_modal_exactly():
+    clip = make_clip()
+    out = run(clip, FakeSegmenter())
+    assert out.amodal_masks.shape == clip.modal_masks.shape
+    np.testing.assert_array_equal(out.amodal_masks, clip.modal_masks)
+    assert out.frequency is None
+
+
+@pytest.mark.parametrize("window,overlap,blend", [(8, 0, "average"), (8, 3, "average"), (5, 4, "ramp"), (30, 2, "ramp")])
+def test_windowing_does_not_change_a_framewise_model(window, overlap, blend):
+    clip = make_clip(t=23)
+    expected = run(clip, FakeSegmenter(num_frames=window, grow=2)).amodal_masks
+    single = run(clip, FakeSegmenter(num_frames=23, grow=2)).amodal_masks
+    np.testing.assert_array_equal(expected, single)
+    got = run(clip, FakeSegmenter(num_frames=window, grow=2), overlap=overlap, blend=blend).amodal_masks
+    np.testing.assert_array_equal(got, single)
+
+
+def test_output_always_contains_modal_and_dilation_maps_back():
+    clip = make_clip(h=30, w=100)  # aspect differs from the 32x64 canvas: letterboxed, not stretched
+    out = run(clip, FakeSegmenter(grow=1))
+    assert out.amodal_masks.shape == clip.modal_masks.shape
+    assert not (clip.modal_masks & ~out.amodal_masks).any()
+    grown = out.amodal_masks.sum() / clip.modal_masks.sum()
+    assert 1.2 < grown < 3.5  # a 1-pixel dilation at ~0.6x scale grows a 6x6 box to about 9x9
+
+
+def test_letterbox_preserves_aspect_and_centres():
+    box = letterbox((30, 100), (32, 64))
+    assert box.scaled_size == (19, 64)
+    assert box.offset == (6, 0)
+    padded = letterbox((40, 80), (32, 64), pad=0.25)
+    assert padded.border == (10, 20) and padded.padded_size == (60, 120)
+
+
+def test_pad_gives_room_past_the_border():
+    clip = make_clip(h=32, w=64)
+    out = run(clip, FakeSegmenter(grow=1), pad=0.25)
+    assert out.amodal_masks.shape[-2:] == (48, 96)
+    assert out.border == (8, 16)
+    inner = out.amodal_masks[..., 8:40, 16:80]
+    assert not (clip.modal_masks & ~inner).any()
+
+
+def test_stream_is_lazy_and_bounded():
+    seg = FakeSegmenter(num_frames=8)
+    pipe = AmodalSegmentationPipeline(seg, SegmentationConfig(progress=False, overlap=2))
+
+    def endless():
+        rng = np.random.default_rng(0)
+        while True:
+            yield rng.random((1, 32, 64)) > 0.7
+
+    first = list(itertools.islice(pipe.stream(endless()), 30))
+    assert [r.index for r in first] == list(range(30))
+    assert len(seg.calls) <= 30 // 6 + 2  # only the windows needed so far were run
+
+
+def test_short_video_and_objects_empty_in_a_window():
+    clip = make_clip(t=3)
+    modal = clip.modal_masks.copy()
+    modal[1] = False
+    modal[1, 2, 5:9, 5:9] = True  # object 1 visible in one frame only
+    clip = clip.replace(modal_masks=modal)
+    seg = FakeSegmenter(num_frames=8, grow=1)
+    out = run(clip, seg)
+    assert out.amodal_masks.shape == clip.modal_masks.shape
+    assert out.amodal_masks[1, 2].sum() > 16  # the visible frame went through the model (dilated)
+    assert seg.calls[0][0][0] == 2  # both objects batched: object 1 is visible somewhere in the window
+    none_visible = clip.replace(modal_masks=np.zeros_like(modal))
+    assert not run(none_visible, seg).amodal_masks.any()  # nothing to segment: empty, no crash
+
+
+def test_samples_frequency_topk_and_determinism():
+    clip = make_clip(t=10)
+    kwargs = dict(samples=3, seed=7, overlap=2)
+    a = AmodalSegmentationPipeline(FakeSegmenter(noise=0.4), SegmentationConfig(progress=False, **kwargs))(
+        clip, return_samples=True)
+    b = AmodalSegmentationPipeline(FakeSegmenter(noise=0.4), SegmentationConfig(progress=False, **kwargs))(
+        clip, return_samples=True)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    assert a.samples.shape == (3, *clip.modal_masks.shape)
+    assert a.frequency.dtype == np.float32 and 0 <= a.frequency.min() and a.frequency.max() <= 1
+    assert not np.array_equal(a.samples[0], a.samples[1])  # different noise per sample
+    np.testing.assert_array_equal(a.amodal_masks, a.frequency >= 0.5)
+    c = AmodalSegmentationPipeline(FakeSegmenter(noise=0.4), SegmentationConfig(progress=False, **{**kwargs, "seed": 8}))(clip)
+    assert not np.array_equal(a.frequency, c.frequency)
+
+
+def test_depth_is_passed_or_dropped():
+    clip = make_clip(t=8)
+    seg = FakeSegmenter()
+    run(clip, seg)
+    assert seg.calls[-1][1] is True
+    run(clip, seg, use_depth=False)
+    assert seg.calls[-1][1] is False
+
+
+def test_bad_configs_and_inputs_are_clear():
+    with pytest.raises(InputError, match="--steps"):
+        SegmentationConfig(steps=0)
+    with pytest.raises(InputError, match="--blend"):
+        SegmentationConfig(blend="max")
+    pipe = AmodalSegmentationPipeline(FakeSegmenter(), SegmentationConfig(progress=False))
+    with pytest.raises(InputError, match="frame 1"):
+        list(pipe.stream([np.zeros((1, 32, 64), bool), np.zeros((1, 16, 64), bool)]))
+    with pytest.raises(InputError, match="empty"):
+        list(pipe.stream([]))
+
+
+def test_window_starts_cover_every_frame():
+    for total, window, overlap in [(1, 8, 2), (8, 8, 2), (9, 8, 2), (100, 16, 4), (37, 5, 0)]:
+        starts = window_starts(total, window, overlap)
+        covered = np.zeros(total, bool)
+        for s in starts:
+            covered[s : s + window] = True
+        assert covered.all() and starts[-1] + window >= total
