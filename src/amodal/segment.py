@@ -76,7 +76,7 @@ def _depth_stream(config: SegmentRunConfig, source, timings: dict):
         def estimated():
             for frame in source.iter_frames():
                 t1 = time.perf_counter()
-                depth = estimate_depth(model, frame[None])[0]
+                depth = estimate_depth(model, frame[None], progress=False)[0]
                 timings["depth"] = timings.get("depth", 0.0) + time.perf_counter() - t1
                 yield depth
 
@@ -89,16 +89,20 @@ def segment_video(config: SegmentRunConfig) -> dict:
     from amodal.fsutil import atomic_dir
     from amodal.io import rle as rle_codec
     from amodal.io.stream import open_video
-    from amodal.models.registry import load_segmenter
+    from amodal.models.registry import is_official_folder, load_segmenter
 
     _check(config)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     source = open_video(config.frames, config.masks, config.mask_mode, config.objects, config.depth, config.fps)
     t0 = time.perf_counter()
-    segmenter = load_segmenter(config.model, device=config.device, dtype=config.dtype)
-    if config.resolution is not None:
-        segmenter = segmenter.at_resolution(*config.resolution)
+    load_options = {} if config.dtype == "float32" else {"dtype": config.dtype}
+    official = is_official_folder(config.model)
+    if official and config.resolution is not None:
+        load_options.update(height=config.resolution[0], width=config.resolution[1])
+    segmenter = load_segmenter(config.model, device=config.device, **load_options)
+    if config.resolution is not None and not official:
+        segmenter = at_resolution(segmenter, *config.resolution)
     timings["model_load"] = time.perf_counter() - t0
     pipe = AmodalSegmentationPipeline(segmenter, config.pipeline)
     depth_stream = _depth_stream(config, source, timings)
@@ -193,6 +197,21 @@ def segment_video(config: SegmentRunConfig) -> dict:
         }
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def at_resolution(segmenter, height: int, width: int):
+    """Run ``segmenter`` on a ``height x width`` canvas instead of its native one.
+
+    Convolutional models accept any size that is a multiple of their stride;
+    their config checks it and says which multiple is needed.
+    """
+    import dataclasses
+
+    config = getattr(segmenter, "config", None)
+    if not (dataclasses.is_dataclass(config) and hasattr(config, "height") and hasattr(config, "width")):
+        raise InputError(f"--resolution: this model ({type(segmenter).__name__}) runs only at its native size")
+    segmenter.config = dataclasses.replace(config, height=height, width=width)
+    return segmenter
 
 
 def pipe_border(pipe: AmodalSegmentationPipeline, source) -> tuple[int, int]:

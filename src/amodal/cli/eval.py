@@ -71,6 +71,9 @@ def register(subparsers) -> None:
         "--samples", type=int, default=1, help="hypotheses per object for generative methods; Top-k uses k = SAMPLES"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of generative methods")
+    parser.add_argument("--steps", type=int, default=25, help="denoising steps of diffusion models")
+    parser.add_argument("--guidance", type=float, default=1.5, help="classifier-free guidance scale of diffusion models")
+    parser.add_argument("--no-depth", action="store_true", help="run learned models mask-only")
     parser.add_argument(
         "--window", type=int, metavar="N", help="score clips in windows of N frames; None scores whole clips"
     )
@@ -96,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
         methods=tuple(args.method),
         samples=args.samples,
         seed=args.seed,
+        steps=args.steps,
+        guidance=args.guidance,
+        use_depth=not args.no_depth,
         window=args.window,
         limit=args.limit,
         plots=not args.no_plots,

@@ -70,6 +70,9 @@ class MethodOptions:
 
     samples: int = 1  # hypotheses per object for generative methods (Top-k); deterministic ones give 1
     seed: int = 0  # seeds generative methods so that a run can be repeated exactly
+    steps: int = 25  # denoising steps of diffusion models (the paper's 25)
+    guidance: float = 1.5  # classifier-free guidance scale of diffusion models (the paper's 1.5)
+    use_depth: bool = True  # False runs learned models mask-only even when the clip has depth
 
 
 MethodFactory = Callable[[MethodOptions], Method]
@@ -99,6 +102,8 @@ def get_method(name_or_path: str, options: MethodOptions = MethodOptions()) -> M
 
     Raises ``InputError`` listing the known names when neither matches.
     """
+    import amodal.pipeline.methods  # noqa: F401  registers the learned models (imports torch, so only here)
+
     if name_or_path in _FACTORIES:
         return _FACTORIES[name_or_path](options)
     path = Path(name_or_path)

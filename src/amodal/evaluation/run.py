@@ -42,6 +42,9 @@ class EvalConfig:
     methods: tuple[str, ...] = ()  # methods to run, one report row each
     samples: int = 1  # hypotheses per object asked of generative methods; Top-k uses k = samples
     seed: int = 0  # seeds generative methods, so a run repeats exactly
+    steps: int = 25  # denoising steps of diffusion models
+    guidance: float = 1.5  # classifier-free guidance scale of diffusion models
+    use_depth: bool = True  # False: learned models run mask-only even when the data has depth
     window: int | None = None  # score clips in windows of this many frames (None: whole clips, as the reference)
     limit: int | None = None  # only the first N clips, for quick checks
     plots: bool = True  # write the PNG plots (matplotlib)
@@ -89,7 +92,9 @@ def _progress(indices, shard: Shard, config: EvalConfig, what: str):
 
 
 def _run_methods(config: EvalConfig, index, indices, shard: Shard) -> dict:
-    options = MethodOptions(samples=config.samples, seed=config.seed)
+    options = MethodOptions(
+        samples=config.samples, seed=config.seed, steps=config.steps, guidance=config.guidance, use_depth=config.use_depth
+    )
     methods = {name: get_method(name, options) for name in config.methods}
     tables = {name: [] for name in methods}
     entries = {name: {} for name in methods}

@@ -33,6 +33,7 @@ from amodal.io.masks import (
     read_luminance_mask,
     read_rle_json,
 )
+from amodal.io.masks import _select_ids as select_ids
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def open_video(
         has_images = any(p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES for p in masks.iterdir())
         if subfolders and not has_images:
             by_id = {int(p.name): p for p in subfolders}
-            ids = _select(list(by_id), wanted, masks)
+            ids = select_ids(list(by_id), wanted, str(masks))
             plan = ("subfolders", tuple(tuple(_mask_files(by_id[i], names)) for i in ids))
             read_luminance_mask(plan[1][0][0], size)
         elif mask_mode == "luminance":
@@ -172,7 +173,7 @@ def open_video(
                 present.update(int(v) for v in np.unique(read_index_mask(path, size)) if v != 0)
             if not present:
                 raise InputError(f"{masks}: every label image is 0 (background); index mode needs object ids > 0")
-            ids = _select(sorted(present), wanted, masks)
+            ids = select_ids(sorted(present), wanted, str(masks))
             plan = ("index", tuple(files))
 
     depth_files = None
@@ -196,13 +197,3 @@ def open_video(
         _depth_files=depth_files,
     )
 
-
-def _select(present: Sequence[int], wanted: tuple[int, ...] | None, where: Path) -> tuple[int, ...]:
-    if wanted is None:
-        return tuple(present)
-    for oid in wanted:
-        if oid not in present:
-            raise InputError(f"{where}: object id {oid} not found; present ids: {list(present)}")
-    if len(set(wanted)) != len(wanted):
-        raise InputError(f"{where}: object ids {list(wanted)} repeat an id")
-    return wanted

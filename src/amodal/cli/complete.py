@@ -1,0 +1,71 @@
+"""``amodal complete``: stage 2, the full appearance of each object inside its amodal mask."""
+
+from __future__ import annotations
+
+from amodal.cli import add_command
+
+EXAMPLE = """\
+  amodal complete --model checkpoints/diffusion-vas-content-completion \\
+      --frames clip/rgbs --masks clip/masks --amodal out/amodal_masks --out out/completion
+  # --masks/--amodal: one folder of mask images (one object), or subfolders named by object id
+  # writes out/completion/<object id>/{rgb,rgba,overlay}/<frame>.png
+  amodal complete --model ... --device cuda --dtype float16 --offload   # a GPU with little memory
+"""
+
+
+def register(subparsers) -> None:
+    parser = add_command(subparsers, "complete", "Complete each object's appearance (stage 2) with an official checkpoint.", EXAMPLE)
+    parser.add_argument("--model", required=True, help="content-completion checkpoint: official folder (model_index.json) or converted")
+    parser.add_argument("--frames", required=True, help="folder of RGB frames, or a video file")
+    parser.add_argument("--masks", required=True, help="modal masks (object = luminance > 128)")
+    parser.add_argument("--amodal", required=True, help="amodal masks from stage 1, laid out like --masks")
+    parser.add_argument("--out", required=True, help="output folder (replaced once the new one is complete)")
+    parser.add_argument("--steps", type=int, default=25, help="Euler steps (the reference's 25)")
+    parser.add_argument("--guidance", type=float, default=1.5, help="classifier-free guidance scale (the reference's 1.5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initial noise")
+    parser.add_argument("--noise-aug", type=float, default=0.02, help="noise added to the conditions (the reference's 0.02)")
+    parser.add_argument("--decode-chunk-size", type=int, default=8, help="frames per VAE decoder call; lower saves memory")
+    parser.add_argument(
+        "--embedding-order",
+        choices=("reference", "corrected"),
+        default="reference",
+        help="pairing of per-frame embeddings under guidance: as the released pipeline, or corrected",
+    )
+    parser.add_argument("--paste-visible", action="store_true", help="keep the real visible pixels in the output")
+    parser.add_argument("--height", type=int, default=None, help="model resolution; unset: the checkpoint's own (256 for the official ones)")
+    parser.add_argument("--width", type=int, default=None, help="model resolution; unset: the checkpoint's own (512 for the official ones)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"), help="network precision")
+    parser.add_argument("--offload", action="store_true", help="move each network to the GPU only while it runs")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_complete)
+
+
+def _complete(args) -> int:
+    from amodal.completion import CompleteCommand, CompletionConfig, run_complete
+    from amodal.official import GenerationConfig
+
+    generation = GenerationConfig(
+        steps=args.steps,
+        min_guidance=args.guidance,
+        max_guidance=args.guidance,
+        noise_aug_strength=args.noise_aug,
+        decode_chunk_size=args.decode_chunk_size,
+        embedding_order=args.embedding_order,
+    )
+    command = CompleteCommand(
+        model=args.model,
+        frames=args.frames,
+        masks=args.masks,
+        amodal=args.amodal,
+        out=args.out,
+        completion=CompletionConfig(generation=generation, seed=args.seed, paste_visible=args.paste_visible),
+        device=args.device,
+        dtype=args.dtype,
+        offload=args.offload,
+        height=args.height,
+        width=args.width,
+    )
+    out = run_complete(command, progress=not args.no_progress)
+    print(f"wrote {out}")
+    return 0

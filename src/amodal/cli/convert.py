@@ -1,0 +1,44 @@
+"""``amodal convert``: foreign checkpoints to safetensors folders that load strictly and fast."""
+
+from __future__ import annotations
+
+from amodal.cli import add_command
+
+EXAMPLE = """\
+  amodal convert official checkpoints/diffusion-vas-amodal-segmentation --out models/vas-seg
+  amodal convert official checkpoints/diffusion-vas-content-completion --out models/vas-rgb --dtype float16
+  amodal convert depth-anything checkpoints/depth_anything_v2_vitl.pth --out models/depth-vitl
+"""
+
+
+def register(subparsers) -> None:
+    parser = add_command(subparsers, "convert", "Convert official checkpoints to amodal's safetensors folders.", EXAMPLE)
+    kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
+
+    official = kinds.add_parser("official", help="a Diffusion-VAS folder (model_index.json) -> config.json + model.safetensors")
+    official.add_argument("path", help="official checkpoint folder")
+    official.add_argument("--out", required=True, help="folder to write")
+    official.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"), help="recast the weights (default: keep)")
+    official.set_defaults(func=_official)
+
+    depth = kinds.add_parser("depth-anything", help="an original Depth Anything V2 .pth -> transformers folder (safetensors)")
+    depth.add_argument("path", help="depth_anything_v2_vit{s,b,l}.pth (read with torch's weights_only loader)")
+    depth.add_argument("--out", required=True, help="folder to write")
+    depth.add_argument("--config", default=None, help="transformers config.json, only for non-released sizes")
+    depth.set_defaults(func=_depth)
+
+
+def _official(args) -> int:
+    from amodal.official import save_converted
+
+    out = save_converted(args.path, args.out, dtype=args.dtype)
+    print(f"wrote {out}")
+    return 0
+
+
+def _depth(args) -> int:
+    from amodal.depth import convert_depth_checkpoint
+
+    out = convert_depth_checkpoint(args.path, args.out, config=args.config)
+    print(f"wrote {out}")
+    return 0

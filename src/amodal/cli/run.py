@@ -1,0 +1,71 @@
+"""``amodal run``: depth, amodal segmentation and content completion in one command."""
+
+from __future__ import annotations
+
+from amodal.cli import add_command
+
+EXAMPLE = """\
+  amodal run --frames clips/horse/rgbs --masks clips/horse/masks \\
+      --depth-model checkpoints/depth-anything-v2-small \\
+      --segmentation-model checkpoints/diffusion-vas-amodal-segmentation \\
+      --completion-model checkpoints/diffusion-vas-content-completion --device cuda --dtype float16 --out runs/horse
+"""
+
+
+def register(subparsers) -> None:
+    p = add_command(
+        subparsers, "run", "Run the full two-stage system: pseudo-depth, amodal masks, then the objects' full appearance.",
+        EXAMPLE,
+    )
+    p.add_argument("--frames", required=True, help="folder of frames or a video file")
+    p.add_argument("--masks", required=True, help="modal masks: a folder (see --mask-mode) or a COCO RLE JSON")
+    p.add_argument("--mask-mode", choices=("luminance", "index"), default="luminance",
+                   help="luminance: one object where luminance > 128; index: pixel value = object id")
+    p.add_argument("--objects", type=int, nargs="+", help="only these object ids")
+    depth = p.add_mutually_exclusive_group()
+    depth.add_argument("--depth", help="folder of precomputed inverse-depth maps")
+    depth.add_argument("--depth-model", help="Depth Anything V2 checkpoint (transformers folder or .pth)")
+    depth.add_argument("--no-depth", action="store_true", help="stage 1 mask-only")
+    p.add_argument("--segmentation-model", default="default", help="stage-1 model (default, a folder, or official)")
+    p.add_argument("--completion-model", required=True, help="stage-2 checkpoint (official content completion)")
+    p.add_argument("--out", required=True, help="output folder: OUT/segmentation and OUT/completion")
+    p.add_argument("--steps", type=int, default=25, help="denoising steps of both stages")
+    p.add_argument("--guidance", type=float, default=1.5, help="guidance scale of both stages")
+    p.add_argument("--seed", type=int, default=0, help="seed of both stages")
+    p.add_argument("--window", type=int, help="stage-1 frames per model call (default: native)")
+    p.add_argument("--overlap", type=int, default=4, help="stage-1 frames shared by consecutive windows")
+    p.add_argument("--height", type=int, help="model height for both stages (default: each model's own)")
+    p.add_argument("--width", type=int, help="model width for both stages (default: each model's own)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--dtype", default="float32", help="float32 or bfloat16 on CPU; float16 or bfloat16 on CUDA")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from amodal.errors import InputError
+    from amodal.pipeline.segmentation import SegmentationConfig
+    from amodal.segment import SegmentRunConfig
+    from amodal.two_stage import TwoStageConfig, run_two_stage
+
+    if (args.height is None) != (args.width is None):
+        raise InputError("give both --height and --width, or neither")
+    resolution = None if args.height is None else (args.height, args.width)
+    segmentation = SegmentRunConfig(
+        frames=args.frames, masks=args.masks, out=str(Path(args.out) / "segmentation"), mask_mode=args.mask_mode,
+        objects=tuple(args.objects) if args.objects else None, depth=args.depth, depth_model=args.depth_model,
+        no_depth=args.no_depth, model=args.segmentation_model, device=args.device, dtype=args.dtype,
+        resolution=resolution,
+        pipeline=SegmentationConfig(steps=args.steps, guidance=args.guidance, seed=args.seed, window=args.window,
+                                    overlap=args.overlap, progress=not args.quiet),
+    )
+    summary = run_two_stage(
+        TwoStageConfig(segmentation=segmentation, completion_model=args.completion_model, steps=args.steps,
+                       guidance=args.guidance, seed=args.seed, height=args.height, width=args.width),
+        args.out,
+    )
+    print(f"wrote {args.out}: segmentation/ and completion/ for object(s) {summary['objects']}, "
+          f"{summary['frames']} frames ({summary['timings_s']})")
+    return 0

@@ -1,0 +1,55 @@
+"""``amodal run``: depth model, official-layout stage 1 and stage 2 chained on a real clip (tiny random models)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from amodal.cli import main
+from tests.test_depth import tiny_network
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_run_chains_depth_segmentation_and_completion(real_clips_dir, shared_dir, tmp_path):
+    checkpoint = shared_dir / "fixtures" / "official_tiny" / "checkpoint"
+    if not checkpoint.is_dir():
+        pytest.skip(f"official fixture not found at {checkpoint}")
+    depth_model = tmp_path / "depth"
+    tiny_network().save_pretrained(depth_model, safe_serialization=True)
+    clip = real_clips_dir / "birdcage"
+    frames, masks = tmp_path / "frames", tmp_path / "masks"
+    frames.mkdir()
+    masks.mkdir()
+    for path in sorted((clip / "rgbs").iterdir())[:6]:
+        shutil.copy(path, frames / path.name)
+    for path in sorted((clip / "masks").iterdir())[:6]:
+        shutil.copy(path, masks / path.name)
+    out = tmp_path / "out"
+    code = main([
+        "run", "--quiet", "--frames", str(frames), "--masks", str(masks), "--depth-model", str(depth_model),
+        "--segmentation-model", str(checkpoint), "--completion-model", str(checkpoint),
+        "--steps", "2", "--height", "16", "--width", "32", "--out", str(out),
+    ])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["objects"] == [1] and summary["frames"] == 6
+    seg = json.loads((out / "segmentation" / "summary.json").read_text())
+    assert seg["depth"] == "model"
+    amodal = sorted((out / "segmentation" / "masks" / "1").iterdir())
+    assert len(amodal) == 6
+    modal = np.asarray(Image.open(masks / "frame_000.png").convert("L")) > 128
+    assert not (modal & ~(np.asarray(Image.open(amodal[0])) > 0)).any()
+    rgba = sorted((out / "completion" / "1" / "rgba").iterdir())
+    assert len(rgba) == 6
+    image = np.asarray(Image.open(rgba[0]))
+    assert image.shape == (*modal.shape, 4)

@@ -1,0 +1,106 @@
+"""``amodal segment`` end to end on the real clips with a tiny model, and its input errors."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from amodal.cli import main
+from amodal.io import rle as rle_codec
+from amodal.io.frames import probe_frames
+from amodal.models.lite import LiteConfig
+from amodal.models.segmenter import SegmenterConfig, build_segmenter
+
+BACKBONE = LiteConfig(channels=(8, 16), patch=2, heads=2, emb_dim=16, groups=4, temporal_from_level=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    torch.manual_seed(0)
+    config = SegmenterConfig(backbone=BACKBONE, num_frames=8, height=16, width=32)
+    path = tmp_path_factory.mktemp("model") / "tiny"
+    build_segmenter(config).save_pretrained(path)
+    return path
+
+
+def segment(*args):
+    return main(["segment", "--quiet", "--steps", "2", *map(str, args)])
+
+
+@pytest.mark.parametrize("name", ["birdcage", "giraffe", "horse"])
+def test_segment_real_clip_writes_every_output(real_clips_dir, tiny_model, tmp_path, name):
+    clip = real_clips_dir / name
+    out = tmp_path / "out"
+    assert segment("--frames", clip / "rgbs", "--masks", clip / "masks", "--model", tiny_model, "--out", out,
+                   "--window", 8, "--overlap", 2) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 25 and [o["id"] for o in summary["objects"]] == [1]
+    masks = sorted((out / "masks" / "1").iterdir())
+    assert len(masks) == 25
+    first_modal = np.asarray(Image.open(clip / "masks" / "frame_000.png").convert("L")) > 128
+    first_amodal = np.asarray(Image.open(masks[0])) > 0
+    assert first_amodal.shape == first_modal.shape
+    assert not (first_modal & ~first_amodal).any()  # the visible part is always kept
+    per_object = json.loads((out / "amodal.json").read_text())
+    decoded = rle_codec.decode(per_object["objects"][0]["amodal"][0])
+    np.testing.assert_array_equal(decoded, first_amodal)
+    reference = json.loads((out / "predictions_sailvos.json").read_text())
+    assert len(reference) == 25 and "(0, 1)" in reference
+    assert probe_frames(out / "overlay.mp4").num_frames == 25
+    assert (out / "overlay.gif").stat().st_size > 0
+
+
+def test_segment_samples_pad_and_index_masks(real_clips_dir, tiny_model, tmp_path):
+    clip = real_clips_dir / "horse"
+    # Two objects in one label image per frame: the horse (id 3) and a box (id 7).
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for path in sorted((clip / "masks").iterdir())[:10]:
+        modal = np.asarray(Image.open(path).convert("L")) > 128
+        label = np.where(modal, 3, 0).astype(np.uint8)
+        label[10:40, 10:60] = 7
+        Image.fromarray(label, mode="L").save(labels / path.name)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for path in sorted((clip / "rgbs").iterdir())[:10]:
+        shutil.copy(path, frames / path.name)
+    out = tmp_path / "out"
+    assert segment("--frames", frames, "--masks", labels, "--mask-mode", "index", "--model", tiny_model,
+                   "--samples", 3, "--pad", 0.25, "--out", out) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [o["id"] for o in summary["objects"]] == [3, 7]
+    h, w = summary["size"]
+    assert summary["output_size"] == [h + 2 * round(h * 0.25), w + 2 * round(w * 0.25)]
+    assert len(list((out / "uncertainty" / "7").iterdir())) == 10
+    assert (out / "uncertainty.mp4").is_file()
+    only = tmp_path / "only"
+    assert segment("--frames", frames, "--masks", labels, "--mask-mode", "index", "--objects", 7,
+                   "--model", tiny_model, "--out", only) == 0
+    assert [o["id"] for o in json.loads((only / "summary.json").read_text())["objects"]] == [7]
+
+
+def test_segment_bad_inputs_are_one_line_errors(real_clips_dir, tiny_model, tmp_path, capsys):
+    clip = real_clips_dir / "giraffe"
+    few = tmp_path / "few"
+    few.mkdir()
+    for path in sorted((clip / "masks").iterdir())[:5]:
+        shutil.copy(path, few / path.name)
+    out = tmp_path / "out"
+    cases = [
+        (["--frames", clip / "rgbs", "--masks", few, "--model", tiny_model], "5 masks for 25 frames"),
+        (["--frames", clip / "rgbs", "--masks", clip / "masks", "--mask-mode", "index", "--objects", 250,
+          "--model", tiny_model], "object id 250 not found"),
+        (["--frames", clip / "rgbs", "--masks", clip / "masks", "--model", tmp_path], "not a model folder"),
+        (["--frames", tmp_path / "missing", "--masks", clip / "masks", "--model", tiny_model], "not found"),
+        (["--frames", clip / "rgbs", "--masks", clip / "masks", "--model", tiny_model, "--resolution", "15x33"],
+         "multiples of"),
+    ]
+    for args, message in cases:
+        assert segment(*args, "--out", out) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("amodal: error:") and message in err and "\n" not in err, err
+        assert not out.exists()  # nothing half-written
+    assert not any(p.name.startswith(".out") for p in tmp_path.iterdir())
