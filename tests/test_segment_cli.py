@@ -104,3 +104,16 @@ def test_segment_bad_inputs_are_one_line_errors(real_clips_dir, tiny_model, tmp_
         assert err.startswith("amodal: error:") and message in err and "\n" not in err, err
         assert not out.exists()  # nothing half-written
     assert not any(p.name.startswith(".out") for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", ["birdcage", "giraffe", "horse"])
+def test_default_model_on_real_clips(real_clips_dir, tmp_path, name):
+    """The bundled default model end to end on real footage it never saw (few steps to keep CI fast)."""
+    clip = real_clips_dir / name
+    out = tmp_path / name
+    assert segment("--frames", clip / "rgbs", "--masks", clip / "masks", "--out", out, "--samples", 2) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"] == "default" and summary["frames"] == 25
+    ratio = summary["objects"][0]["amodal_to_modal_ratio"]
+    assert 1.0 <= ratio < 3.0  # contains the visible part and does not flood the frame
+    assert probe_frames(out / "uncertainty.mp4").num_frames == 25

@@ -1,0 +1,82 @@
+"""``amodal bench``: speed per frame and peak memory of a stage-1 model at its native geometry."""
+
+from __future__ import annotations
+
+from amodal.cli import add_command
+
+EXAMPLE = """\
+  amodal bench                                   # the default model, 25 guided Euler steps
+  amodal bench --model default --steps 1 2 4 8 25 --json bench.json
+  amodal bench --model default-regression
+  amodal bench --model runs/default/model --no-depth
+  amodal bench --video-frames 25 1000            # peak memory of `amodal segment` on 25- and 1,000-frame videos
+"""
+
+
+def register(subparsers) -> None:
+    parser = add_command(
+        subparsers, "bench", "Measure seconds per frame and peak memory of a segmentation model.", EXAMPLE
+    )
+    parser.add_argument("--model", default="default", help="'default', 'default-regression' or a model folder")
+    parser.add_argument("--steps", type=int, nargs="+", default=[25], help="denoising steps (one run per value)")
+    parser.add_argument("--guidance", type=float, default=1.5, help="classifier-free guidance scale (>1 doubles the batch)")
+    parser.add_argument("--no-depth", action="store_true", help="run mask-only (no depth input)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per setting (median reported)")
+    parser.add_argument("--device", default="cpu", help="torch device")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument(
+        "--video-frames", type=int, nargs="+", default=None, metavar="N",
+        help="instead: peak memory of `amodal segment` on generated 640x360 videos of these lengths "
+        "(one fresh process each; 1 denoising step, since memory does not depend on the step count)",
+    )
+    parser.set_defaults(func=_bench)
+
+
+def _bench(args) -> int:
+    import torch
+
+    from amodal.errors import InputError
+    from amodal.fsutil import write_json
+    from amodal.models.bench import benchmark
+
+    if args.video_frames is not None:
+        return _bench_video_memory(args)
+    if args.repeats < 1 or any(s < 1 for s in args.steps):
+        raise InputError("--repeats and every --steps value must be >= 1")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    results = []
+    for steps in args.steps:
+        r = benchmark(
+            args.model, steps=steps, guidance=args.guidance, depth=not args.no_depth, repeats=args.repeats, device=args.device
+        )
+        results.append(r.to_dict())
+        print(
+            f"{r.model}: {r.num_frames}x{r.height}x{r.width} steps={r.steps} guidance={r.guidance:g} "
+            f"depth={'yes' if r.depth else 'no'}: {r.sec_per_frame:.4f} s/frame "
+            f"({r.sec_per_window:.3f} s/window), peak RSS {r.peak_rss_mib:.0f} MiB, {r.threads} threads"
+        )
+    if args.json:
+        write_json(args.json, results)
+    return 0
+
+
+def _bench_video_memory(args) -> int:
+    from amodal.errors import InputError
+    from amodal.fsutil import write_json
+    from amodal.stream_bench import measure_stream_memory
+
+    if any(n < 1 for n in args.video_frames):
+        raise InputError("every --video-frames value must be >= 1")
+    results = measure_stream_memory(args.model, tuple(args.video_frames))
+    for r in results:
+        print(
+            f"{args.model}: {r['frames']} frames of 640x360: peak RSS {r['peak_rss_mb']:.0f} MiB "
+            f"({r['ratio_to_first']:.2f}x the {results[0]['frames']}-frame peak), {r['seconds']:.1f} s"
+        )
+    if args.json:
+        write_json(args.json, results)
+    return 0

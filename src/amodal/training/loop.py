@@ -1,0 +1,286 @@
+"""The training loop of stage-1 models on Hugging Face Accelerate.
+
+One CPU process here; the same code runs on several GPUs under ``accelerate
+launch``: the model and optimiser go through ``accelerator.prepare``, gradients
+through ``accelerator.backward``, and validation metrics are gathered from every
+process. Every random draw of step ``s`` on process ``p`` comes from generators
+seeded with ``(seed, s, p)``, and the Python/NumPy/torch global generators are
+saved too, so a killed run resumed from its last checkpoint continues exactly as
+if it had never stopped.
+
+Run folder layout::
+
+    OUT/config.json          the training config
+    OUT/log.jsonl            one JSON object per log line / validation
+    OUT/checkpoints/step_*/  resumable state (see amodal.training.checkpoint)
+    OUT/data/                cached native-size clip pools
+    OUT/model/               exported EMA weights (a model folder) at the end
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from amodal.errors import InputError
+from amodal.fsutil import atomic_path, write_json
+from amodal.models.segmenter import build_segmenter, load_segmenter_folder, load_state_strict, save_segmenter
+from amodal.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from amodal.training.config import TrainConfig
+from amodal.training.data import Batch, WindowSampler, open_pool, validation_windows
+from amodal.training.ema import EMA
+from amodal.training.objective import LOSSES
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where a run left its outputs."""
+
+    out_dir: Path
+    step: int  # optimiser steps completed
+    model_dir: Path | None  # exported EMA model folder (None when stopped early)
+
+
+def learning_rate_factor(step: int, config: TrainConfig) -> float:
+    """Multiplier of ``config.lr`` at ``step``: linear warm-up, then cosine decay to ``lr_final_ratio``."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    span = max(1, config.steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    final = config.lr_final_ratio
+    return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def step_generator(seed: int, step: int, process: int) -> torch.Generator:
+    """The torch generator (CPU) of the model-side randomness of one step of one process."""
+    state = np.random.SeedSequence([seed, step, process, 1]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def mask_iou_frames(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-frame IoU of binary masks ``(N, T, H, W) bool``: ``(ious, valid)``, both ``(N, T)``.
+
+    ``valid`` is False where both masks are empty (IoU undefined there).
+    """
+    inter = (pred & target).flatten(2).sum(-1).float()
+    union = (pred | target).flatten(2).sum(-1).float()
+    return inter / union.clamp(min=1), union > 0
+
+
+def validation_scores(pred: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """``(N, 2)`` per-window scores ``[IoU, IoU_hidden]`` (nan where undefined).
+
+    ``IoU`` is the mean over frames of the amodal-mask IoU; ``IoU_hidden`` the
+    mean over frames of the IoU restricted to pixels outside the modal mask
+    (the part the model has to invent), over frames where something is hidden.
+    ``pred``: ``(N, T, H, W) bool``, already unioned with the modal mask.
+    """
+    modal, amodal = batch.modal > 0.5, batch.amodal > 0.5
+    iou, valid = mask_iou_frames(pred, amodal)
+    iou_h, valid_h = mask_iou_frames(pred & ~modal, amodal & ~modal)
+    full = (iou * valid).sum(1) / valid.sum(1).clamp(min=1)
+    full = torch.where(valid.any(1), full, torch.nan)
+    hidden = (iou_h * valid_h).sum(1) / valid_h.sum(1).clamp(min=1)
+    hidden = torch.where(valid_h.any(1), hidden, torch.nan)
+    return torch.stack([full, hidden], dim=1)
+
+
+def _shard(batch: Batch, index: int, count: int) -> Batch:
+    return Batch(*(t[index::count] for t in (batch.modal, batch.amodal, batch.depth, batch.has_depth)))
+
+
+def validate(model, batch: Batch, config: TrainConfig, accelerator) -> dict:
+    """Predict the validation windows with ``model`` (EMA weights) and gather ``mIoU`` / ``mIoU_hidden`` (with depth)."""
+    shard = _shard(batch, accelerator.process_index, accelerator.num_processes)
+    size = math.ceil(batch.modal.shape[0] / accelerator.num_processes)
+    scores = torch.full((size, 2), torch.nan)
+    generator = torch.Generator().manual_seed(config.seed)
+    device = accelerator.device
+    if shard.modal.shape[0]:
+        depth = torch.where(shard.has_depth[:, None, None, None], shard.depth, 0.0)
+        soft = model.sample(
+            shard.modal.to(device),
+            depth.to(device) if bool(shard.has_depth.all()) else None,
+            steps=config.val_steps,
+            guidance=config.val_guidance,
+            generator=generator,
+        ).cpu()
+        pred = (soft > model.threshold) | (shard.modal > 0.5)
+        scores[: shard.modal.shape[0]] = validation_scores(pred, shard)
+    gathered = accelerator.gather(scores.to(device)).cpu()
+    return {
+        "mIoU": float(np.nanmean(gathered[:, 0].numpy())),
+        "mIoU_hidden": float(np.nanmean(gathered[:, 1].numpy())),
+        "windows": int(batch.modal.shape[0]),
+    }
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines written after ``step`` (by a run killed before its next checkpoint)."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(line + "\n" for line in kept))
+
+
+def train_segmentation(
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    stop_at: int | None = None,  # stop after this many steps (with a checkpoint), as if killed; None = run to the end
+    progress: bool = True,  # tqdm bars on stderr
+) -> TrainResult:
+    """Train (or resume) one stage-1 model; see the module docstring for the run folder.
+
+    A run folder with checkpoints is resumed from its newest one; its saved
+    config must equal ``config``.
+    """
+    from accelerate import Accelerator
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    # cpu=True without CUDA: several processes started by `accelerate launch` then
+    # join one CPU (gloo) group instead of each running alone.
+    accelerator = Accelerator(mixed_precision="bf16" if config.bf16 else "no", cpu=not torch.cuda.is_available())
+    main = accelerator.is_main_process
+    config_path = out_dir / "config.json"
+    if config_path.is_file():
+        saved = json.loads(config_path.read_text())
+        if saved != json.loads(json.dumps(config.to_dict())):
+            raise InputError(
+                f"{config_path}: this run folder was started with a different config; "
+                "use a new --out folder or restore the original config"
+            )
+    elif main:
+        write_json(config_path, config.to_dict())
+
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed % 2**32)
+    mcfg = config.model
+    cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else out_dir / "data"
+    with accelerator.main_process_first():
+        train_pool = open_pool(config.data, "train", mcfg.height, mcfg.width, cache_dir, progress and main)
+        val_pool = open_pool(config.data, "val", mcfg.height, mcfg.width, cache_dir, progress and main)
+    sampler = WindowSampler(train_pool, config.data, mcfg.num_frames, config.seed)
+    val_batch = validation_windows(val_pool, config.data, mcfg.num_frames)
+
+    model = build_segmenter(mcfg)
+    if config.init_from:
+        start = load_segmenter_folder(config.init_from)
+        if start.config.to_dict()["backbone"] != mcfg.to_dict()["backbone"]:
+            raise InputError(f"init_from {config.init_from}: its backbone config differs from this run's model.backbone")
+        load_state_strict(model.backbone, start.backbone.state_dict(), config.init_from)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, config))
+    ema = EMA(model.backbone, config.ema_decay)
+    eval_model = build_segmenter(mcfg).to(accelerator.device).eval()
+
+    step = 0
+    pending = [0.0, 0]  # loss sum and count since the last log line
+    checkpoints = list_checkpoints(out_dir / "checkpoints")
+    if checkpoints:
+        resumed = load_checkpoint(checkpoints[-1], model.backbone, ema, optimizer, scheduler)
+        step, pending = resumed.step, list(resumed.state["pending_loss"])
+        if main:
+            _truncate_log(out_dir / "log.jsonl", step)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    loss_fn = LOSSES[mcfg.objective]
+    log_path = out_dir / "log.jsonl"
+
+    def log(record: dict) -> None:
+        if main:
+            with open(log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def checkpoint() -> None:
+        accelerator.wait_for_everyone()
+        if main:
+            save_checkpoint(
+                out_dir / "checkpoints",
+                step,
+                accelerator.unwrap_model(model).backbone,
+                ema,
+                optimizer,
+                scheduler,
+                {"pending_loss": pending, "data_position": {"step": step}, "config": config.to_dict()},
+                config.keep_checkpoints,
+            )
+
+    def run_validation() -> None:
+        load_state_strict(eval_model.backbone, ema.state_dict(), "EMA weights")
+        metrics = validate(eval_model, val_batch, config, accelerator)
+        log({"step": step, "val": metrics})
+        if main and progress:
+            bar.write(f"step {step}: val mIoU {metrics['mIoU']:.4f} mIoU_hidden {metrics['mIoU_hidden']:.4f}")
+
+    end = config.steps if stop_at is None else min(config.steps, stop_at)
+    bar = tqdm(total=config.steps, initial=step, desc=f"train {mcfg.objective}", unit="step", disable=not (progress and main))
+    tic = time.perf_counter()
+    model.train()
+    while step < end:
+        batch = sampler.batch(step, accelerator.process_index, config.batch_size)
+        generator = step_generator(config.seed, step, accelerator.process_index)
+        with accelerator.autocast():
+            loss = loss_fn(model, batch, config, generator)
+        accelerator.backward(loss)
+        if config.grad_clip > 0:
+            accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.update(accelerator.unwrap_model(model).backbone)
+        step += 1
+        pending[0] += float(accelerator.gather(loss.detach()[None]).mean())
+        pending[1] += 1
+        bar.update(1)
+        if step % config.log_every == 0:
+            now = time.perf_counter()
+            record = {
+                "step": step,
+                "loss": pending[0] / pending[1],
+                "lr": scheduler.get_last_lr()[0],
+                "sec_per_step": (now - tic) / pending[1],
+            }
+            log(record)
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+            pending, tic = [0.0, 0], now
+        if config.validate_every and step % config.validate_every == 0:
+            run_validation()
+        if step % config.checkpoint_every == 0 or step == end:
+            checkpoint()
+    bar.close()
+
+    if step < config.steps:
+        return TrainResult(out_dir, step, None)
+    if not config.validate_every or step % config.validate_every:
+        run_validation()
+    model_dir = out_dir / "model"
+    if main:
+        save_segmenter(model_dir, mcfg, ema.state_dict())
+    accelerator.wait_for_everyone()
+    return TrainResult(out_dir, step, model_dir)
+
+
+def export_checkpoint(run_dir: str | Path, out: str | Path, checkpoint: str | Path | None = None) -> Path:
+    """Export the EMA weights of a run's newest (or the given) checkpoint as a model folder."""
+    from safetensors.torch import load_file
+
+    run_dir = Path(run_dir)
+    config = TrainConfig.from_json(run_dir / "config.json")
+    if checkpoint is None:
+        found = list_checkpoints(run_dir / "checkpoints")
+        if not found:
+            raise InputError(f"{run_dir}: no checkpoints to export; train first")
+        checkpoint = found[-1]
+    state = load_file(str(Path(checkpoint) / "ema.safetensors"))
+    model = build_segmenter(config.model)
+    load_state_strict(model.backbone, state, str(Path(checkpoint) / "ema.safetensors"))
+    save_segmenter(out, config.model, model.backbone.state_dict())
+    return Path(out)

@@ -1,0 +1,228 @@
+"""Training on Accelerate with tiny models: strict configs, data windows, exact resume, overfitting, the CLIs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from amodal.cli import main
+from amodal.errors import InputError
+from amodal.models.registry import load_segmenter
+from amodal.training import TrainConfig, export_checkpoint, train_segmentation
+from amodal.training.checkpoint import list_checkpoints
+from amodal.training.data import WindowSampler, normalize_window_depth, open_pool
+from amodal.training.loop import learning_rate_factor, validation_scores
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors gain nothing from threads, and on a shared CPU extra threads only wait on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory):
+    """A synth config for 32x64 clips of 8 frames (cheap to render) and a shared pool cache."""
+    root = tmp_path_factory.mktemp("tiny_world")
+    synth = root / "synth.json"
+    synth.write_text(json.dumps({"height": 32, "width": 64, "num_frames": 8, "max_march_steps": 16}))
+    return {"synth": str(synth), "cache": str(root / "cache")}
+
+
+def tiny_config(tiny_world, **changes) -> dict:
+    values = {
+        "model": {
+            "objective": "diffusion",
+            "num_frames": 4,
+            "height": 16,
+            "width": 32,
+            "backbone": {"channels": [8, 16], "patch": 2, "heads": 2, "emb_dim": 16, "groups": 4},
+        },
+        "data": {
+            "source": "generator",
+            "train_clips": 3,
+            "val_clips": 3,
+            "synth_config": tiny_world["synth"],
+            "val_windows": 4,
+            "cache_dir": tiny_world["cache"],
+            "occluded_share": 0.0,
+        },
+        "steps": 6,
+        "batch_size": 2,
+        "warmup_steps": 2,
+        "log_every": 1,
+        "checkpoint_every": 3,
+        "validate_every": 0,
+        "val_steps": 2,
+    }
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            values[key] = {**values[key], **value}
+        else:
+            values[key] = value
+    return values
+
+
+def losses(run_dir):
+    lines = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    return [(r["step"], r["loss"]) for r in lines if "loss" in r]
+
+
+def test_config_is_strict(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"steps": 10, "lerning_rate": 1e-3}))
+    with pytest.raises(InputError, match="unknown keys \\['lerning_rate'\\]"):
+        TrainConfig.from_json(path)
+    path.write_text(json.dumps({"steps": "ten"}))
+    with pytest.raises(InputError, match="steps must be an integer"):
+        TrainConfig.from_json(path)
+    path.write_text(json.dumps({"model": {"backbone": {"channels": [8, 16], "groups": 3}}}))
+    with pytest.raises(InputError, match="groups"):
+        TrainConfig.from_json(path)
+    with pytest.raises(InputError, match="cannot read"):
+        TrainConfig.from_json(tmp_path / "missing.json")
+    config = TrainConfig.from_dict({"model": {"backbone": {"channels": [8, 16], "groups": 4}}})
+    assert config.model.backbone.channels == (8, 16)
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_learning_rate_schedule():
+    config = TrainConfig(steps=100, warmup_steps=10, lr_final_ratio=0.1)
+    assert learning_rate_factor(0, config) == pytest.approx(0.1)
+    assert learning_rate_factor(9, config) == pytest.approx(1.0)
+    assert learning_rate_factor(55, config) == pytest.approx(0.55)
+    assert learning_rate_factor(100, config) == pytest.approx(0.1)
+
+
+def test_windows_are_native_size_and_a_function_of_the_step(tiny_world):
+    config = TrainConfig.from_dict(tiny_config(tiny_world, data={"occluded_share": 0.5}))
+    pool = open_pool(config.data, "train", 16, 32, tiny_world["cache"], progress=False)
+    assert all(m.shape == (8, 16, 32) and m.dtype == bool for m in pool.modal)
+    assert all(bool((a | ~m).all()) for m, a in zip(pool.modal, pool.amodal))  # amodal contains modal
+    sampler = WindowSampler(pool, config.data, num_frames=4, seed=0)
+    a, b, c = sampler.batch(5, 0, 3), sampler.batch(5, 0, 3), sampler.batch(6, 0, 3)
+    assert a.modal.shape == (3, 4, 16, 32) and a.depth.shape == (3, 4, 16, 32)
+    assert torch.equal(a.modal, b.modal) and torch.equal(a.depth, b.depth)
+    assert not torch.equal(a.amodal, c.amodal)
+    assert a.depth.min() >= -1 and a.depth.max() <= 1
+    assert bool(((a.modal <= a.amodal)).all())
+
+
+def test_window_depth_normalisation():
+    raw = np.array([[[1.0, 3.0], [np.nan, 2.0]]], dtype=np.float32)
+    np.testing.assert_allclose(normalize_window_depth(raw), [[[-1.0, 1.0], [-1.0, 0.0]]])
+
+
+def test_validation_scores():
+    from amodal.training.data import Batch
+
+    modal = torch.zeros(1, 2, 4, 4)
+    modal[0, :, :, :2] = 1
+    amodal = torch.zeros(1, 2, 4, 4)
+    amodal[0, :, :, :3] = 1
+    batch = Batch(modal, amodal, torch.zeros_like(modal), torch.tensor([False]))
+    perfect = validation_scores(amodal > 0.5, batch)
+    torch.testing.assert_close(perfect, torch.tensor([[1.0, 1.0]]))
+    modal_only = validation_scores(modal > 0.5, batch)
+    torch.testing.assert_close(modal_only, torch.tensor([[8 / 12, 0.0]]))
+
+
+@pytest.mark.parametrize("objective", ["diffusion", "regression"])
+def test_exact_resume(tiny_world, tmp_path, objective):
+    """N steps straight == N/2 steps, a 'kill', and a resume for N/2 more: same losses, same weights."""
+    config = TrainConfig.from_dict(tiny_config(tiny_world, model={"objective": objective}))
+    straight = train_segmentation(config, tmp_path / "straight", progress=False)
+    first = train_segmentation(config, tmp_path / "resumed", stop_at=3, progress=False)
+    assert first.step == 3 and first.model_dir is None
+    # A killed run may have logged past its last checkpoint; the resume drops those lines.
+    with open(tmp_path / "resumed" / "log.jsonl", "a") as f:
+        f.write(json.dumps({"step": 4, "loss": 123.0}) + "\n")
+    second = train_segmentation(config, tmp_path / "resumed", progress=False)
+    assert second.step == 6
+    a, b = losses(tmp_path / "straight"), losses(tmp_path / "resumed")
+    assert [s for s, _ in a] == [1, 2, 3, 4, 5, 6] == [s for s, _ in b]
+    np.testing.assert_allclose([l for _, l in a], [l for _, l in b], rtol=1e-6, atol=1e-7)
+    from safetensors.torch import load_file
+
+    wa = load_file(str(straight.model_dir / "model.safetensors"))
+    wb = load_file(str(second.model_dir / "model.safetensors"))
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], rtol=1e-6, atol=1e-7)
+
+
+def test_checkpoints_hold_no_pickles(tiny_world, tmp_path):
+    config = TrainConfig.from_dict(tiny_config(tiny_world, steps=3, keep_checkpoints=1))
+    train_segmentation(config, tmp_path / "run", progress=False)
+    found = list_checkpoints(tmp_path / "run" / "checkpoints")
+    assert [p.name for p in found] == ["step_00000003"]
+    names = sorted(p.name for p in found[0].iterdir())
+    assert names == ["ema.safetensors", "model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json"]
+    state = json.loads((found[0] / "state.json").read_text())
+    assert state["step"] == 3 and state["data_position"] == {"step": 3}
+    assert {"python", "numpy"} <= set(state["rng"]) and "scheduler" in state
+    # A run folder refuses a different config.
+    with pytest.raises(InputError, match="different config"):
+        train_segmentation(config.replace(lr=0.1), tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize("objective", ["regression", "diffusion"])
+def test_tiny_overfit(tiny_world, tmp_path, objective):
+    """A few dozen steps on three clips make the loss drop clearly."""
+    values = tiny_config(
+        tiny_world, model={"objective": objective}, steps=40, lr=3e-3, warmup_steps=5, checkpoint_every=40
+    )
+    values.update(cond_noise=0.0, depth_dropout=0.0, cond_dropout=0.0, p_mean=0.0, p_std=0.5)
+    train_segmentation(TrainConfig.from_dict(values), tmp_path / "run", progress=False)
+    curve = [l for _, l in losses(tmp_path / "run")]
+    assert np.mean(curve[-8:]) < 0.6 * np.mean(curve[:4])
+
+
+def test_train_and_bench_cli(tiny_world, tmp_path, capsys):
+    config_path = tmp_path / "tiny.json"
+    config_path.write_text(json.dumps(tiny_config(tiny_world, steps=3, validate_every=3)))
+    assert main(["train", "segmentation", "--config", str(config_path), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    val = [r["val"] for r in log if "val" in r]
+    assert len(val) == 1 and 0.0 <= val[0]["mIoU"] <= 1.0
+    model = load_segmenter(tmp_path / "run" / "model")
+    assert (model.num_frames, model.height, model.width) == (4, 16, 32)
+
+    assert main(["train", "export", str(tmp_path / "run"), "--out", str(tmp_path / "exported")]) == 0
+    assert load_segmenter(tmp_path / "exported").config == model.config
+
+    capsys.readouterr()
+    bench_json = tmp_path / "bench.json"
+    argv = ["bench", "--model", str(tmp_path / "run" / "model"), "--steps", "1", "2", "--repeats", "1", "--json", str(bench_json)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "s/frame" in out and "peak RSS" in out
+    results = json.loads(bench_json.read_text())
+    assert [r["steps"] for r in results] == [1, 2]
+    assert all(r["sec_per_frame"] > 0 and r["peak_rss_mib"] > 0 for r in results)
+
+    assert main(["train", "segmentation", "--config", str(tmp_path / "nope.json")]) == 2
+    assert "amodal: error:" in capsys.readouterr().err
+
+
+def test_export_without_checkpoints_is_an_input_error(tmp_path, tiny_world):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(tiny_config(tiny_world)))
+    with pytest.raises(InputError, match="no checkpoints"):
+        export_checkpoint(tmp_path / "run", tmp_path / "out")
+
+
+def test_crops_follow_the_object(tiny_world):
+    config = TrainConfig.from_dict(tiny_config(tiny_world, data={"crop": [8, 16]}))
+    pool = open_pool(config.data, "train", 16, 32, tiny_world["cache"], progress=False)
+    sampler = WindowSampler(pool, config.data, num_frames=4, seed=0)
+    batch = sampler.batch(0, 0, 6)
+    assert batch.modal.shape == (6, 4, 8, 16) and batch.depth.shape == (6, 4, 8, 16)
+    assert bool((batch.amodal.flatten(1).sum(1) > 0).all())  # the object is in every crop
+    with pytest.raises(InputError, match="multiples of 4"):
+        TrainConfig.from_dict(tiny_config(tiny_world, data={"crop": [6, 16]}))
+    with pytest.raises(InputError, match="fit in 16x32"):
+        TrainConfig.from_dict(tiny_config(tiny_world, data={"crop": [32, 16]}))
