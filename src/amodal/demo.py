@@ -104,9 +104,9 @@ def run_demo(config: DemoConfig) -> dict:
 
 
 def format_table(summary: dict) -> str:
-    """The scores as an aligned text table (fractions shown as percentages)."""
+    """The scores as an aligned text table (fractions shown as percentages; "-" where no frame was kept)."""
     lines = [f"{'method':<20} {'mIoU':>7} {'mIoU_occ':>9} {'mIoU_occ_strict':>16}"]
     for name, s in summary["scores"].items():
-        occ = "-" if s["miou_occ"] is None else f"{100 * s['miou_occ']:.2f}"
+        occ = "-" if s["miou_occ"] is None or s["miou_occ"] != s["miou_occ"] else f"{100 * s['miou_occ']:.2f}"
         lines.append(f"{name:<20} {100 * s['miou']:>7.2f} {occ:>9} {100 * s['miou_occ_strict']:>16.2f}")
     return "\n".join(lines)
