@@ -15,22 +15,17 @@ import torch
 from PIL import Image
 
 from amodal.clip import Clip
-from amodal.completion import CompletionConfig, complete_clip, read_object_masks, windows
+from amodal.completion import CompletionConfig, complete_clip, windows
 from amodal.errors import InputError
+from amodal.io.frames import frame_names
+from amodal.io.masks import read_mask_folder
 
-from test_official import fixture_dir, run_cli  # noqa: F401  (fixture_dir is a fixture)
+from tiny import run_cli
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 NUM_FRAMES = 8  # the tiny checkpoint's window
 SIZE = (16, 32)  # model resolution for the end-to-end runs
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads wait on each other (10x slower here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_windows_cover_every_frame_once_aligned_to_the_end():
@@ -112,14 +107,14 @@ def copy_frames(source: Path, target: Path, count: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def real_clip(real_clips_dir, fixture_dir, tmp_path_factory):  # noqa: F811
+def real_clip(real_clips_dir, fixture_dir, tmp_path_factory):
     """The first window of birdcage with stage-1 amodal masks from the tiny checkpoint."""
     from amodal.official import GenerationConfig, load_segmenter
 
     root = tmp_path_factory.mktemp("birdcage")
     copy_frames(real_clips_dir / "birdcage" / "rgbs", root / "rgbs", NUM_FRAMES)
     copy_frames(real_clips_dir / "birdcage" / "masks", root / "masks", NUM_FRAMES)
-    modal, _ = read_object_masks(root / "masks", "masks")  # (1, T, H, W)
+    modal = read_mask_folder(root / "masks", frame_names(root / "rgbs")).modal  # (1, T, H, W)
     # 16x32 instead of the checkpoint's 64x128: the output is noise either way, and 16 times cheaper.
     segmenter = load_segmenter(
         fixture_dir / "checkpoint", settings=GenerationConfig(decode_chunk_size=4), height=SIZE[0], width=SIZE[1]
@@ -149,7 +144,7 @@ def run_complete(root: Path, checkpoint: Path, out: Path) -> int:
     )
 
 
-def test_complete_cli_on_a_real_clip(real_clip, fixture_dir, tmp_path):  # noqa: F811
+def test_complete_cli_on_a_real_clip(real_clip, fixture_dir, tmp_path):
     root, modal, amodal = real_clip
     checkpoint = fixture_dir / "checkpoint"
     assert run_complete(root, checkpoint, tmp_path / "a") == 0
@@ -168,7 +163,7 @@ def test_complete_cli_on_a_real_clip(real_clip, fixture_dir, tmp_path):  # noqa:
         assert file.read_bytes() == (tmp_path / "b" / file.relative_to(tmp_path / "a")).read_bytes(), file
 
 
-def test_complete_cli_rejects_mismatched_masks(real_clip, fixture_dir, tmp_path):  # noqa: F811
+def test_complete_cli_rejects_mismatched_masks(real_clip, fixture_dir, tmp_path):
     root, _, _ = real_clip
     short = tmp_path / "short"
     copy_frames(root / "amodal", short, NUM_FRAMES - 1)

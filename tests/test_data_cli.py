@@ -173,7 +173,7 @@ def test_unknown_config_key_is_a_one_line_error(cli, tmp_path, capsys):
     assert _synth(cli, tmp_path / "ds", bad, 1) == 2
     err = capsys.readouterr().err.strip()
     assert err == (
-        f"amodal: error: {bad}: unknown config keys ['resolution']; valid keys are "
+        f"amodal: error: {bad}: unknown keys ['resolution']; valid keys are "
         f"{sorted(SynthConfig().to_dict())}"
     )
     assert not (tmp_path / "ds").exists()

@@ -15,50 +15,11 @@ import torch
 from amodal.depth import DepthConfig, estimate_depth, load_depth_model, normalize_depth
 from amodal.errors import CheckpointError
 
-INPUT_SIZE = 56  # 4x4 patches of 14 pixels: enough to exercise the resize rule, fast on a CPU
-SMALL = DepthConfig(input_size=INPUT_SIZE, normalize=True)
+from tiny import DEPTH_INPUT_SIZE, run_cli, tiny_depth_network
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads wait on each other (10x slower here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def tiny_network(swiglu: bool = False):
-    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
-
-    # 12 blocks and 64-wide heads: the ViT-S/B layout the converter recognises, at a tiny width.
-    backbone = Dinov2Config(
-        hidden_size=64,
-        num_hidden_layers=12,
-        num_attention_heads=1,
-        mlp_ratio=4 if swiglu else 2,  # the release's SwiGLU (ViT-G) is always ratio 4
-        use_swiglu_ffn=swiglu,
-        patch_size=14,
-        image_size=INPUT_SIZE,
-        out_indices=[3, 6, 9, 12],
-        apply_layernorm=True,
-        reshape_hidden_states=False,
-    )
-    config = DepthAnythingConfig(
-        backbone_config=backbone,
-        reassemble_hidden_size=64,
-        patch_size=14,
-        fusion_hidden_size=16,
-        neck_hidden_sizes=[8, 16, 32, 32],
-        head_hidden_size=8,
-    )
-    torch.manual_seed(0)
-    network = DepthAnythingForDepthEstimation(config).eval()
-    with torch.no_grad():
-        for p in network.parameters():
-            p.normal_(0, 0.2)
-        network.head.conv3.bias.fill_(1.0)  # keep the final ReLU mostly open so the depth map varies
-    return network
+SMALL = DepthConfig(input_size=DEPTH_INPUT_SIZE, normalize=True)
 
 
 def to_original_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -130,7 +91,7 @@ def to_original_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    network = tiny_network()
+    network = tiny_depth_network()
     root = tmp_path_factory.mktemp("depth")
     folder = root / "transformers"
     network.save_pretrained(folder, safe_serialization=True)
@@ -158,7 +119,7 @@ def depth(model, frames):
 
 @pytest.fixture(scope="module")
 def raw(model, frames):
-    return estimate_depth(model, frames, DepthConfig(input_size=INPUT_SIZE), progress=False)  # raw by default
+    return estimate_depth(model, frames, DepthConfig(input_size=DEPTH_INPUT_SIZE), progress=False)  # raw by default
 
 
 def test_both_layouts_give_the_same_network(saved, frames, depth):
@@ -195,7 +156,7 @@ def test_normalize_depth():
 
 
 def test_swap_red_blue_changes_input(model, frames, depth):
-    swapped = estimate_depth(model, frames, DepthConfig(input_size=INPUT_SIZE, swap_red_blue=True, normalize=True), progress=False)
+    swapped = estimate_depth(model, frames, DepthConfig(input_size=DEPTH_INPUT_SIZE, swap_red_blue=True, normalize=True), progress=False)
     same = estimate_depth(model, frames[..., ::-1].copy(), SMALL, progress=False)
     assert np.allclose(swapped, same, atol=1e-6) and not np.allclose(depth, swapped)
 
@@ -253,8 +214,6 @@ def test_pth_is_read_without_running_code(tmp_path, monkeypatch):
 
 
 def test_convert_then_load(saved, frames, depth, tmp_path):
-    from test_official import run_cli
-
     pth = saved[2]
     out = tmp_path / "converted"
     assert run_cli(["convert", "depth-anything", str(pth), "--out", str(out)]) == 0
@@ -273,7 +232,7 @@ def test_unknown_size_needs_a_config(saved, tmp_path):
 
 def test_swiglu_encoder_from_pth(frames, tmp_path):
     """ViT-G's layout: the release's fused SwiGLU input ``w12`` splits into gate and up projections."""
-    network = tiny_network(swiglu=True)
+    network = tiny_depth_network(swiglu=True)
     pth = tmp_path / "swiglu.pth"
     torch.save(to_original_names(network.state_dict()), pth)
     network.save_pretrained(tmp_path / "folder", safe_serialization=True)

@@ -5,26 +5,9 @@ import torch
 
 from amodal.models.lite import LiteConfig, LiteUNet, sinusoidal_embedding
 
+from tiny import TINY_BACKBONE, randomize
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a shared CPU extra threads only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-TINY = LiteConfig(channels=(8, 16), patch=2, heads=2, emb_dim=16, groups=4, temporal_from_level=0)
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give every parameter (zero-initialised output layers included) random values."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-    return model
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def inputs(b=2, t=4, h=16, w=32, seed=0):
@@ -36,7 +19,7 @@ def inputs(b=2, t=4, h=16, w=32, seed=0):
 
 
 def test_output_shape_and_zero_initial_output():
-    model = LiteUNet(TINY)
+    model = LiteUNet(TINY_BACKBONE)
     x, c_noise, cond = inputs()
     out = model(x, c_noise, cond)
     assert out.shape == (2, 4, 1, 16, 32)
@@ -46,9 +29,9 @@ def test_output_shape_and_zero_initial_output():
 
 def test_deterministic_given_seed():
     torch.manual_seed(3)
-    a = LiteUNet(TINY)
+    a = LiteUNet(TINY_BACKBONE)
     torch.manual_seed(3)
-    b = LiteUNet(TINY)
+    b = LiteUNet(TINY_BACKBONE)
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
     randomize(a), randomize(b)
@@ -57,7 +40,7 @@ def test_deterministic_given_seed():
 
 
 def test_noise_level_and_condition_change_the_output():
-    model = randomize(LiteUNet(TINY)).eval()
+    model = randomize(LiteUNet(TINY_BACKBONE)).eval()
     x, c_noise, cond = inputs()
     base = model(x, c_noise, cond)
     assert not torch.allclose(base, model(x, c_noise + 1.0, cond), atol=1e-4)
@@ -68,7 +51,7 @@ def test_noise_level_and_condition_change_the_output():
 
 def test_frames_exchange_information():
     """Temporal convolutions and attention let one frame's input change another frame's output."""
-    model = randomize(LiteUNet(TINY)).eval()
+    model = randomize(LiteUNet(TINY_BACKBONE)).eval()
     x, c_noise, cond = inputs()
     base = model(x, c_noise, cond)
     cond2 = cond.clone()
@@ -82,17 +65,17 @@ def test_frames_exchange_information():
 
 
 def test_any_window_length_up_to_max_frames():
-    model = randomize(LiteUNet(TINY)).eval()
+    model = randomize(LiteUNet(TINY_BACKBONE)).eval()
     for t in (1, 3, 8):
         x, c_noise, cond = inputs(b=1, t=t)
         assert model(x, c_noise, cond).shape == (1, t, 1, 16, 32)
-    x, c_noise, cond = inputs(b=1, t=TINY.max_frames + 1)
+    x, c_noise, cond = inputs(b=1, t=TINY_BACKBONE.max_frames + 1)
     with pytest.raises(ValueError, match="at most"):
         model(x, c_noise, cond)
 
 
 def test_bad_sizes_raise():
-    model = LiteUNet(TINY)
+    model = LiteUNet(TINY_BACKBONE)
     x, c_noise, cond = inputs(h=18, w=32)
     with pytest.raises(ValueError, match="multiples of 4"):
         model(x, c_noise, cond)
@@ -119,7 +102,7 @@ def test_sinusoidal_embedding():
 
 
 def test_backward_reaches_every_parameter():
-    model = randomize(LiteUNet(TINY))
+    model = randomize(LiteUNet(TINY_BACKBONE))
     x, c_noise, cond = inputs()
     model(x, c_noise, cond).square().mean().backward()
     dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
@@ -128,7 +111,7 @@ def test_backward_reaches_every_parameter():
 
 def test_full_resolution_head_sees_single_pixels():
     """One pixel of the noisy sample changes the output at that pixel: detail bypasses the coarse levels."""
-    model = randomize(LiteUNet(TINY)).eval()
+    model = randomize(LiteUNet(TINY_BACKBONE)).eval()
     x, c_noise, cond = inputs(b=1)
     base = model(x, c_noise, cond)
     x2 = x.clone()

@@ -8,7 +8,6 @@ the official layout, the inputs and the reference pipeline's decoded frames.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -22,29 +21,14 @@ from amodal.models import AmodalSegmenter
 from amodal.official import GenerationConfig, RuntimeConfig, adapter, load_segmenter, save_converted
 from amodal.official.model import OfficialModel, load_official_model
 
-from conftest import shared_root
+from tiny import run_cli
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 PARITY_TOLERANCE = 1e-4
 # meta.json does not state the decoder chunk size; the reference vectors were decoded
 # 4 frames per call (with 8 the frames differ by up to 0.29, with 4 they match to 2e-6).
 FIXTURE_DECODE_CHUNK = 4
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads wait on each other (10x slower here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def fixture_dir() -> Path:
-    path = Path(os.environ.get("AMODAL_OFFICIAL_FIXTURE", shared_root() / "fixtures" / "official_tiny"))
-    if not (path / "checkpoint" / "model_index.json").is_file():
-        pytest.skip(f"official test vectors not found at {path} (set AMODAL_OFFICIAL_FIXTURE)")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -240,17 +224,6 @@ def test_not_a_checkpoint(tmp_path):
 
 
 # Conversion -------------------------------------------------------------------------------------
-def run_cli(argv: list[str]) -> int:
-    """Parse ``argv`` with the command's own parser and run its handler, as ``amodal`` does."""
-    import argparse
-    import importlib
-
-    parser = argparse.ArgumentParser(prog="amodal")
-    importlib.import_module(f"amodal.cli.{argv[0]}").register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
-
-
 def test_convert_round_trip(fixture_dir, model, tmp_path):
     out = tmp_path / "converted"
     assert run_cli(["convert", "official", str(fixture_dir / "checkpoint"), "--out", str(out)]) == 0

@@ -5,27 +5,19 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from amodal.cli import main
-from tests.test_depth import tiny_network
+
+from tiny import tiny_depth_network
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_run_chains_depth_segmentation_and_completion(real_clips_dir, shared_dir, tmp_path):
-    checkpoint = shared_dir / "fixtures" / "official_tiny" / "checkpoint"
-    if not checkpoint.is_dir():
-        pytest.skip(f"official fixture not found at {checkpoint}")
+def test_run_chains_depth_segmentation_and_completion(real_clips_dir, fixture_dir, tmp_path):
+    checkpoint = fixture_dir / "checkpoint"
     depth_model = tmp_path / "depth"
-    tiny_network().save_pretrained(depth_model, safe_serialization=True)
+    tiny_depth_network().save_pretrained(depth_model, safe_serialization=True)
     clip = real_clips_dir / "birdcage"
     frames, masks = tmp_path / "frames", tmp_path / "masks"
     frames.mkdir()

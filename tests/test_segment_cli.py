@@ -11,16 +11,15 @@ from PIL import Image
 from amodal.cli import main
 from amodal.io import rle as rle_codec
 from amodal.io.frames import probe_frames
-from amodal.models.lite import LiteConfig
 from amodal.models.segmenter import SegmenterConfig, build_segmenter
 
-BACKBONE = LiteConfig(channels=(8, 16), patch=2, heads=2, emb_dim=16, groups=4, temporal_from_level=0)
+from tiny import TINY_BACKBONE
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     torch.manual_seed(0)
-    config = SegmenterConfig(backbone=BACKBONE, num_frames=8, height=16, width=32)
+    config = SegmenterConfig(backbone=TINY_BACKBONE, num_frames=8, height=16, width=32)
     path = tmp_path_factory.mktemp("model") / "tiny"
     build_segmenter(config).save_pretrained(path)
     return path

@@ -8,7 +8,6 @@ import torch
 from amodal.diffusion import SAMPLERS
 from amodal.errors import CheckpointError, InputError
 from amodal.models import AmodalSegmenter
-from amodal.models.lite import LiteConfig
 from amodal.models.registry import load_segmenter
 from amodal.models.segmenter import (
     DiffusionSegmenter,
@@ -20,28 +19,15 @@ from amodal.models.segmenter import (
     null_condition,
 )
 
+from tiny import TINY_BACKBONE, randomize
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a shared CPU extra threads only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-BACKBONE = LiteConfig(channels=(8, 16), patch=2, heads=2, emb_dim=16, groups=4, temporal_from_level=0)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(objective="diffusion", seed=0):
     torch.manual_seed(seed)
-    config = SegmenterConfig(objective=objective, backbone=BACKBONE, num_frames=4, height=16, width=32)
-    model = build_segmenter(config).eval()
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():  # random weights everywhere, zero-initialised layers included
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-    return model
+    config = SegmenterConfig(objective=objective, backbone=TINY_BACKBONE, num_frames=4, height=16, width=32)
+    return randomize(build_segmenter(config).eval(), seed)
 
 
 def window(b=2, seed=0):
@@ -203,7 +189,7 @@ def test_registry_errors(tmp_path):
     with pytest.raises(InputError, match="objective"):
         SegmenterConfig(objective="gan")
     with pytest.raises(InputError, match="multiples of 4"):
-        SegmenterConfig(backbone=BACKBONE, height=18, width=32)
+        SegmenterConfig(backbone=TINY_BACKBONE, height=18, width=32)
 
 
 @pytest.mark.parametrize("name", ["default", "default-regression"])

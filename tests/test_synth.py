@@ -209,7 +209,7 @@ def test_config_from_json(tmp_path):
 @pytest.mark.parametrize(
     "values, needle",
     [
-        ({"height": 16, "colour": 1, "speed": 2}, "unknown config keys ['colour', 'speed']"),
+        ({"height": 16, "colour": 1, "speed": 2}, "unknown keys ['colour', 'speed']"),
         ({"height": "16"}, "height must be an integer"),
         ({"shape_classes": ["sphere", "teapot"]}, "unknown: ['teapot']"),
         ({"occlusion_rate": 1.5}, "occlusion_rate must be in [0, 1]"),

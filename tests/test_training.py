@@ -14,14 +14,7 @@ from amodal.training.checkpoint import list_checkpoints
 from amodal.training.data import WindowSampler, normalize_window_depth, open_pool
 from amodal.training.loop import learning_rate_factor, validation_scores
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a shared CPU extra threads only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="session")
@@ -226,3 +219,26 @@ def test_crops_follow_the_object(tiny_world):
         TrainConfig.from_dict(tiny_config(tiny_world, data={"crop": [6, 16]}))
     with pytest.raises(InputError, match="fit in 16x32"):
         TrainConfig.from_dict(tiny_config(tiny_world, data={"crop": [32, 16]}))
+
+
+@pytest.mark.parametrize("objective", ["diffusion", "regression"])
+def test_init_from_a_model_without_priors_widens_it(tiny_world, tmp_path, objective):
+    """A stage with prior channels starts from a model without them: the new inputs start at zero."""
+    base = TrainConfig.from_dict(tiny_config(tiny_world, model={"objective": objective}, steps=2, checkpoint_every=2))
+    first = train_segmentation(base, tmp_path / "base", progress=False)
+    widened = tiny_config(
+        tiny_world,
+        model={"objective": objective, "priors": ["temporal", "convex"], "backbone": {**base.model.backbone.to_dict(), "cond_channels": 5}},
+        steps=2,
+        checkpoint_every=2,
+        validate_every=2,
+        init_from=str(first.model_dir),
+    )
+    second = train_segmentation(TrainConfig.from_dict(widened), tmp_path / "widened", progress=False)
+    model = load_segmenter(second.model_dir)
+    assert model.config.priors == ("temporal", "convex") and model.config.backbone.cond_channels == 5
+    assert [s for s, _ in losses(tmp_path / "widened")] == [1, 2]
+    # Anything else that differs is still refused.
+    other = dict(widened, model={**widened["model"], "backbone": {**widened["model"]["backbone"], "emb_dim": 32}})
+    with pytest.raises(InputError, match="init_from"):
+        train_segmentation(TrainConfig.from_dict(other), tmp_path / "other", progress=False)

@@ -167,44 +167,6 @@ def complete_clip(
 
 
 # Folders ----------------------------------------------------------------------------------------
-def read_mask_folder(folder: str | os.PathLike, what: str = "masks") -> tuple[np.ndarray, tuple[str, ...]]:
-    """A folder of mask images as ``(T, H, W) bool`` (luminance > 128, as the reference binarises) and their stems."""
-    from amodal.io.frames import list_images, open_image
-
-    files = list_images(folder, what)
-    masks = []
-    for file in files:
-        mask = np.asarray(open_image(file).convert("L")) > 128
-        if masks and mask.shape != masks[0].shape:
-            raise InputError(f"{file}: mask size {mask.shape[1]}x{mask.shape[0]} differs from {files[0].name}'s; all masks must have one size")
-        masks.append(mask)
-    return np.stack(masks), tuple(f.stem for f in files)
-
-
-def read_object_masks(folder: str | os.PathLike, what: str) -> tuple[np.ndarray, tuple[int, ...]]:
-    """Masks of one object (a folder of images) or of several (a folder of subfolders named by object id).
-
-    Returns ``(K, T, H, W) bool`` and the object ids (``(1,)`` for a single folder).
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: {what} folder not found")
-    subdirs = sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
-    if not subdirs:
-        masks, _ = read_mask_folder(folder, what)
-        return masks[None], (1,)
-    ids = []
-    for sub in subdirs:
-        if not sub.name.isdigit():
-            raise InputError(f"{sub}: object folders must be named by their integer object id")
-        ids.append(int(sub.name))
-    stacks = [read_mask_folder(sub, what)[0] for sub in subdirs]
-    shapes = {s.shape for s in stacks}
-    if len(shapes) != 1:
-        raise InputError(f"{folder}: object folders hold different numbers or sizes of masks: {sorted(shapes)}")
-    return np.stack(stacks), tuple(ids)
-
-
 def write_result(result: CompletionResult, frame_names: tuple[str, ...], out: str | os.PathLike) -> Path:
     """Write ``out/<object id>/{rgb,rgba,overlay}/<frame>.png``; the folder appears only once complete."""
     from PIL import Image
@@ -245,24 +207,22 @@ class CompleteCommand:
 def run_complete(command: CompleteCommand, *, progress: bool = True) -> Path:
     """Read the folders, load the model, complete every object, write the results; returns the output folder."""
     from amodal.io.frames import frame_names, read_frames
+    from amodal.io.masks import read_mask_folder
     from amodal.official import load_completer
 
     frames = read_frames(command.frames)
     names = frame_names(command.frames)
-    modal, ids = read_object_masks(command.masks, "modal masks")
-    amodal, amodal_ids = read_object_masks(command.amodal, "amodal masks")
-    if ids != amodal_ids:
-        raise InputError(f"{command.amodal}: object ids {list(amodal_ids)} differ from {command.masks}'s {list(ids)}")
-    for label, masks, where in (("modal", modal, command.masks), ("amodal", amodal, command.amodal)):
-        if masks.shape[1:] != frames.shape[:3]:
-            raise InputError(
-                f"{where}: {masks.shape[1]} {label} masks of {masks.shape[3]}x{masks.shape[2]} do not match "
-                f"{frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]} in {command.frames}"
-            )
-    empty = [oid for oid, m in zip(ids, modal) if not m.any()]
-    if empty:
-        raise InputError(f"{command.masks}: object(s) {empty} are never visible; each object needs a non-empty modal mask")
-    clip = Clip(frames=frames, modal_masks=modal, object_ids=ids, frame_names=names, source=str(command.frames))
+    size = frames.shape[1:3]
+    # Both folders: one folder of images (one object) or one numbered subfolder per object, matched to the frames.
+    modal = read_mask_folder(command.masks, names, size, what="modal masks")
+    amodal = read_mask_folder(command.amodal, names, size, require_visible=False, what="amodal masks")
+    if modal.object_ids != amodal.object_ids:
+        raise InputError(
+            f"{command.amodal}: object ids {list(amodal.object_ids)} differ from {command.masks}'s {list(modal.object_ids)}"
+        )
+    clip = Clip(
+        frames=frames, modal_masks=modal.modal, object_ids=modal.object_ids, frame_names=names, source=str(command.frames)
+    )
     completer = load_completer(
         command.model,
         device=command.device,
@@ -272,7 +232,8 @@ def run_complete(command: CompleteCommand, *, progress: bool = True) -> Path:
         height=command.height,
         width=command.width,
     )
-    result = complete_clip(completer, clip, amodal, command.completion, progress=progress)
+    # read_mask_folder returns whatever masks a folder holds as ``.modal``; these are the amodal ones.
+    result = complete_clip(completer, clip, amodal.modal, command.completion, progress=progress)
     return write_result(result, names, command.out)
 
 
@@ -281,8 +242,6 @@ __all__ = [
     "CompletionConfig",
     "CompletionResult",
     "complete_clip",
-    "read_mask_folder",
-    "read_object_masks",
     "run_complete",
     "windows",
     "write_result",

@@ -1,4 +1,4 @@
-"""Atomic file and folder writes: nothing half-written is ever left behind.
+"""Atomic file and folder writes: nothing half-written is ever left behind; and the one JSON reader.
 
 Every writer in amodal writes to a temporary sibling and renames it into place,
 so an interrupted run leaves either the old file, the new file, or nothing.
@@ -13,6 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from amodal.errors import InputError
 
 
 @contextlib.contextmanager
@@ -81,3 +83,20 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def load_json(path: str | os.PathLike, what: str) -> Any:
+    """Parse a JSON file; ``InputError`` naming the file when it is missing or not JSON.
+
+    ``what`` names the file in messages (``"SAIL-VOS annotation file"``, ``"RLE JSON file"``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {what} not found; pass the path of an existing file")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not valid JSON (line {e.lineno}: {e.msg}); pass a {what}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read this {what} ({e})") from None

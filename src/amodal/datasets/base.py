@@ -10,10 +10,8 @@ is all that scoring a prediction file uses), and **frame loading** into an
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 import numpy as np
@@ -161,20 +159,6 @@ class DatasetIndex(Protocol):
 
 
 # ----------------------------------------------------------------------------- files
-def load_json(path: str | os.PathLike, what: str) -> Any:
-    """Parse a JSON file; ``InputError`` naming the file when it is missing or not JSON."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: {what} not found; pass the path of an existing file")
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: not valid JSON (line {e.lineno}: {e.msg}); pass a {what}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read this {what} ({e})") from None
-
-
 def check_size(array: np.ndarray, size: tuple[int, int], where: str | os.PathLike) -> np.ndarray:
     """``InputError`` naming ``where`` unless ``array`` is ``size = (H, W)`` pixels."""
     if tuple(array.shape[:2]) != tuple(size):

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from amodal.datasets.base import Annotation, DatasetItem, check_size, load_json
+from amodal.datasets.base import Annotation, DatasetItem, check_size
 from amodal.errors import InputError
+from amodal.fsutil import load_json
 from amodal.io.frames import natural_key, open_image, read_image
 
 DEFAULT_FPS = 12.0  # MOVi renders 24 frames at 12 fps when metadata gives no rate

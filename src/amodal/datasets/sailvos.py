@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from amodal.datasets.base import Annotation, DatasetItem, RleStack, check_size, load_json, stack_objects, to_int
+from amodal.datasets.base import Annotation, DatasetItem, RleStack, check_size, stack_objects, to_int
 from amodal.errors import InputError
+from amodal.fsutil import load_json
 from amodal.metrics import union_box
 
 REQUIRED_KEYS = ("obj_id", "image_ids", "image_file_names", "segmentation", "visible_mask")

@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from amodal.datasets.base import Annotation, DatasetItem, RleStack, check_size, load_json, stack_objects, to_int
+from amodal.datasets.base import Annotation, DatasetItem, RleStack, check_size, stack_objects, to_int
 from amodal.errors import InputError
+from amodal.fsutil import load_json
 from amodal.metrics import union_box
 
 REQUIRED_KEYS = ("track_id", "video_id", "file_names", "rles", "height", "width", "amodal_bboxes")

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from amodal.datasets.base import Annotation, decode_rles, load_json, stack_objects
+from amodal.datasets.base import Annotation, decode_rles, stack_objects
 from amodal.errors import InputError
+from amodal.fsutil import load_json
 
 MASK_FIELD = "diffvas_res_rle"  # the reference's key for a predicted amodal mask
 BOX_FIELD = "diffvas_res_bbox"  # the reference's key for a predicted amodal box

@@ -54,6 +54,15 @@ def metrics_json(config, results: dict) -> dict:
     return next(iter(per.values())) if len(per) == 1 else per
 
 
+def _breakdown_table(tables: dict, names: list[str], key: str, header: str) -> list[str]:
+    """Markdown rows of top-1 mIoU per bin of ``key``, one column per method, frames in brackets."""
+    lines = [f"| {header} | " + " | ".join(names) + " |", "|---" * (1 + len(names)) + "|"]
+    for i, (label, _, _) in enumerate(tables[names[0]][key]):
+        cells = [f"{_fmt(tables[n][key][i][2])} ({tables[n][key][i][1]})" for n in names]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def report_markdown(config, results: dict) -> str:
     """The content of ``report.md``."""
     protocol = protocol_of(config.dataset)
@@ -94,23 +103,11 @@ def report_markdown(config, results: dict) -> str:
         + (" (amodal *box* area for TAO-Amodal)" if protocol == "tao" else "")
         + "; frames in brackets.",
         "",
-        "| visible fraction | " + " | ".join(names) + " |",
-        "|---" * (1 + len(names)) + "|",
     ]
-    for b, (label, _, _) in enumerate(tables[names[0]]["visible_fraction"]):
-        cells = [f"{_fmt(tables[n]['visible_fraction'][b][2])} ({tables[n]['visible_fraction'][b][1]})" for n in names]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += _breakdown_table(tables, names, "visible_fraction", "visible fraction")
     if tables[names[0]]["category"]:
-        lines += [
-            "",
-            "## Top-1 mIoU by category",
-            "",
-            "| category | " + " | ".join(names) + " |",
-            "|---" * (1 + len(names)) + "|",
-        ]
-        for c, (cat, _, _) in enumerate(tables[names[0]]["category"]):
-            cells = [f"{_fmt(tables[n]['category'][c][2])} ({tables[n]['category'][c][1]})" for n in names]
-            lines.append(f"| {cat} | " + " | ".join(cells) + " |")
+        lines += ["", "## Top-1 mIoU by category", ""]
+        lines += _breakdown_table(tables, names, "category", "category")
     if config.plots:
         lines += [
             "",

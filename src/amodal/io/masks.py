@@ -24,7 +24,6 @@ The RLE JSON formats are described in :func:`read_rle_json` and ``docs/io.md``.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from amodal.errors import InputError
+from amodal.fsutil import load_json
 from amodal.io import rle as rle_codec
 from amodal.io.frames import IMAGE_SUFFIXES, list_images, natural_key, open_image
 
@@ -166,6 +166,7 @@ def read_mask_folder(
     mode: str = "luminance",
     object_ids: Sequence[int] | None = None,
     require_visible: bool = True,
+    what: str = "masks",
 ) -> ObjectMasks:
     """Read a folder of mask images matched to frames; the masks go in :attr:`ObjectMasks.modal`.
 
@@ -177,6 +178,7 @@ def read_mask_folder(
         object_ids: keep only these objects, in this order (index mode and
             per-object subfolders); an absent id is an error listing the present ones.
         require_visible: raise ``InputError`` when an object is empty in every frame.
+        what: names the masks in error messages (``"masks"``, ``"amodal masks"``).
 
     Returns:
         ``ObjectMasks`` with ``modal`` ``(K, T, H, W) bool`` and ``amodal`` ``None``.
@@ -192,10 +194,10 @@ def read_mask_folder(
     if subfolders:
         if mode != "luminance":
             raise InputError(f"{folder}: holds one subfolder per object; read it with mask_mode='luminance'")
-        return _read_object_subfolders(folder, subfolders, frame_names, size, object_ids, require_visible)
+        return _read_object_subfolders(folder, subfolders, frame_names, size, object_ids, require_visible, what)
 
-    files = list_images(folder, "masks")
-    order = match_to_frames(frame_names, [f.stem for f in files], str(folder))
+    files = list_images(folder, what)
+    order = match_to_frames(frame_names, [f.stem for f in files], str(folder), what)
     files = [files[i] for i in order]
     progress = dict(desc=f"reading {folder.name}", unit="mask", leave=False, disable=None)
     if mode == "luminance":
@@ -240,11 +242,12 @@ def _object_subfolders(folder: Path) -> list[Path]:
     return sorted(subs, key=lambda p: natural_key(p.name))
 
 
-def _read_object_subfolders(folder, subfolders, frame_names, size, object_ids, require_visible) -> ObjectMasks:
+def _read_object_subfolders(folder, subfolders, frame_names, size, object_ids, require_visible, what) -> ObjectMasks:
     by_id = {int(p.name): p for p in subfolders}
     ids = _select_ids(list(by_id), object_ids, str(folder))
     rows = [
-        read_mask_folder(by_id[oid], frame_names, size, "luminance", require_visible=require_visible) for oid in ids
+        read_mask_folder(by_id[oid], frame_names, size, "luminance", require_visible=require_visible, what=what)
+        for oid in ids
     ]
     return ObjectMasks(
         modal=np.concatenate([r.modal for r in rows]),
@@ -253,18 +256,6 @@ def _read_object_subfolders(folder, subfolders, frame_names, size, object_ids, r
         category_ids=(0,) * len(ids),
         frame_names=rows[0].frame_names,
     )
-
-
-def _load_json(path: Path):
-    if not path.is_file():
-        raise InputError(f"{path}: RLE JSON file not found")
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read this file ({e})") from None
 
 
 def _stem(name: str) -> str:
@@ -313,7 +304,7 @@ def read_rle_json(
         ``ObjectMasks`` with ``(K, T, H, W) bool`` arrays.
     """
     path = Path(path)
-    data = _load_json(path)
+    data = load_json(path, "RLE JSON file")
     if isinstance(data, list):
         entries = _sailvos_entries(data, path, frames_dir)
     elif isinstance(data, dict) and "objects" in data:

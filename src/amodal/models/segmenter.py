@@ -7,9 +7,11 @@ Both see the same inputs, concatenated on the channel axis of
 - channel 1: the modal mask, ``{-1, 1}`` (``0`` when the condition is dropped);
 - channel 2: inverse depth normalised per clip to ``[-1, 1]`` (``0`` without depth);
 - channel 3: ``1`` where depth is present, ``0`` otherwise, so one model runs
-  with or without depth.
+  with or without depth;
+- channels 4...: the geometric priors named in ``SegmenterConfig.priors``
+  (:mod:`amodal.models.priors`), ``{-1, 1}``, computed from the modal masks.
 
-Dropping the whole condition (all three condition channels zero) is the
+Dropping the whole condition (every condition channel zero) is the
 "unconditional" input of classifier-free guidance and of conditioning dropout
 in training.
 
@@ -22,17 +24,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from amodal.configs import config_from_dict  # noqa: F401  (re-exported: training configs load through it)
 from amodal.diffusion import SAMPLERS, CFGDenoiser, Denoiser, karras_sigmas
 from amodal.errors import CheckpointError, InputError
 from amodal.models.lite import LiteConfig, LiteUNet
+from amodal.models.priors import PRIORS, prior_masks
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -68,15 +70,21 @@ class SegmenterConfig:
     threshold: float = 0.5
     # Whether the model was trained with depth (it still runs without: flag channel 0).
     uses_depth: bool = True
+    # Geometric priors given as extra condition channels, keys of amodal.models.priors.PRIORS.
+    priors: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise InputError(f"segmenter config: objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
+        unknown = sorted(set(self.priors) - set(PRIORS))
+        if unknown or len(set(self.priors)) != len(self.priors):
+            raise InputError(f"segmenter config: priors must be distinct keys of {sorted(PRIORS)}, got {list(self.priors)}")
         b = self.backbone
-        if (b.in_channels, b.cond_channels, b.out_channels) != (1, 3, 1):
+        cond = 3 + len(self.priors)
+        if (b.in_channels, b.cond_channels, b.out_channels) != (1, cond, 1):
             raise InputError(
-                "segmenter config: backbone in/cond/out channels must be 1/3/1 for mask inputs, "
-                f"got {b.in_channels}/{b.cond_channels}/{b.out_channels}"
+                f"segmenter config: backbone in/cond/out channels must be 1/{cond}/1 for mask inputs "
+                f"with {len(self.priors)} priors, got {b.in_channels}/{b.cond_channels}/{b.out_channels}"
             )
         f = b.spatial_factor
         if self.height % f or self.width % f:
@@ -94,73 +102,18 @@ class SegmenterConfig:
         return d
 
 
-def config_from_dict(cls, values, where: str):
-    """Build a frozen config dataclass from JSON values, strictly.
-
-    Unknown or mistyped keys raise :class:`InputError` naming ``where``; nested
-    dataclasses are built recursively; lists become tuples where the field is a tuple.
-    """
-    if not isinstance(values, dict):
-        raise InputError(f"{where}: expected a JSON object, got {type(values).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise InputError(f"{where}: unknown keys {unknown}; valid keys are {sorted(fields)}")
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in values.items():
-        kwargs[name] = _coerce(value, hints[name], f"{where}: {name}")
-    try:
-        return cls(**kwargs)
-    except (ValueError, TypeError) as e:
-        message = str(e)
-        raise InputError(message if message.startswith(where) else f"{where}: {message}") from None
-
-
-def _coerce(value, hint, where: str):
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return config_from_dict(hint, value, where)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise InputError(f"{where} must be a list, got {value!r}")
-        args = typing.get_args(hint)
-        inner = args[0] if args else object
-        return tuple(_coerce(v, inner, where) for v in value)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if value is None:
-            return None
-        return _coerce(value, args[0], where)
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InputError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"{where} must be an integer, got {value!r}")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise InputError(f"{where} must be true or false, got {value!r}")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise InputError(f"{where} must be a string, got {value!r}")
-        return value
-    return value
-
-
-def build_condition(modal: torch.Tensor, depth: torch.Tensor | None) -> torch.Tensor:
+def build_condition(modal: torch.Tensor, depth: torch.Tensor | None, priors: tuple[str, ...] = ()) -> torch.Tensor:
     """Stack the condition channels.
 
     Args:
         modal: ``(B, T, H, W) float32`` in ``{0, 1}``.
         depth: ``(B, T, H, W) float32`` in ``[-1, 1]`` (larger is nearer), or ``None``.
+        priors: names of geometric priors to append (:mod:`amodal.models.priors`).
 
     Returns:
-        ``(B, T, 3, H, W) float32``: modal in ``{-1, 1}``, depth (zeros when
-        absent) and the depth-present flag in ``{0, 1}``.
+        ``(B, T, 3 + len(priors), H, W) float32``: modal in ``{-1, 1}``, depth
+        (zeros when absent), the depth-present flag in ``{0, 1}``, then the
+        priors in ``{-1, 1}``.
     """
     modal_pm = modal * 2.0 - 1.0
     if depth is None:
@@ -169,7 +122,10 @@ def build_condition(modal: torch.Tensor, depth: torch.Tensor | None) -> torch.Te
     else:
         depth_ch = depth.to(modal.dtype)
         flag = torch.ones_like(modal)
-    return torch.stack([modal_pm, depth_ch, flag], dim=2)
+    cond = torch.stack([modal_pm, depth_ch, flag], dim=2)
+    if not priors:
+        return cond
+    return torch.cat([cond, prior_masks(modal, priors) * 2.0 - 1.0], dim=2)
 
 
 def null_condition(cond: torch.Tensor) -> torch.Tensor:
@@ -248,7 +204,7 @@ class DiffusionSegmenter(_SegmenterBase):
     """The EDM mask denoiser: ``sample`` integrates the probability-flow ODE with CFG.
 
     ``denoiser(x, sigma, cond)``: ``x (B, T, 1, H, W)`` noisy masks, ``sigma (B,)``,
-    ``cond (B, T, 3, H, W)`` from :func:`build_condition`; returns the denoised
+    ``cond (B, T, C, H, W)`` from :func:`build_condition`; returns the denoised
     estimate, ``(B, T, 1, H, W)`` in about ``[-1, 1]``.
     """
 
@@ -302,7 +258,7 @@ class DiffusionSegmenter(_SegmenterBase):
         b, t, h, w = modal.shape
         modal = modal.to(device, torch.float32)
         depth = None if depth is None else depth.to(device, torch.float32)
-        cond = build_condition(modal, depth).repeat_interleave(num_samples, dim=0)  # (B*K, T, 3, H, W)
+        cond = build_condition(modal, depth, self.config.priors).repeat_interleave(num_samples, dim=0)  # (B*K, T, C, H, W)
         sigmas = self.sigmas(steps)
         noise = torch.randn((b * num_samples, t, 1, h, w), generator=generator, dtype=torch.float32)
         x = noise.to(device) * sigmas[0]
@@ -335,7 +291,7 @@ class RegressionSegmenter(_SegmenterBase):
         return self.logits(cond)
 
     def logits(self, cond: torch.Tensor) -> torch.Tensor:
-        """``cond (B, T, 3, H, W)`` -> mask logits ``(B, T, H, W)`` (unbounded float32)."""
+        """``cond (B, T, C, H, W)`` -> mask logits ``(B, T, H, W)`` (unbounded float32)."""
         b, t, _, h, w = cond.shape
         x_in = cond.new_zeros((b, t, 1, h, w))
         c_noise = cond.new_full((b,), self.config.regression_c_noise)
@@ -360,7 +316,7 @@ class RegressionSegmenter(_SegmenterBase):
         device = self.device
         modal = modal.to(device, torch.float32)
         depth = None if depth is None else depth.to(device, torch.float32)
-        soft = torch.sigmoid(self.logits(build_condition(modal, depth))).float()
+        soft = torch.sigmoid(self.logits(build_condition(modal, depth, self.config.priors))).float()
         return soft[:, None].expand(-1, num_samples, -1, -1, -1).contiguous()
 
 
@@ -387,6 +343,8 @@ def save_segmenter(path: str | os.PathLike, config: SegmenterConfig, state: dict
     with atomic_dir(path) as tmp:
         save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
         (tmp / CONFIG_NAME).write_text(json.dumps({"format": FORMAT, **config.to_dict()}, indent=2) + "\n")
+        for name in (WEIGHTS_NAME, CONFIG_NAME):
+            os.chmod(tmp / name, 0o644)  # readable by everyone, like any installed package file
 
 
 def read_config(path: str | os.PathLike) -> SegmenterConfig:
@@ -425,6 +383,25 @@ def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], where: 
             parts.append(f"shape mismatches {mismatched}")
         raise CheckpointError(f"{where}: weights do not match the config: " + "; ".join(parts))
     module.load_state_dict(state, strict=True)
+
+
+def widen_condition(state: dict[str, torch.Tensor], old: LiteConfig, new: LiteConfig) -> dict[str, torch.Tensor]:
+    """Backbone weights of ``old`` for ``new``, which has more condition channels and is otherwise equal.
+
+    The added channels come last in the raw input, so they add the last input
+    columns of the stem (``patch**2`` each, after pixel-unshuffle) and of the
+    full-resolution head; those start at zero, and the widened network computes
+    exactly what the old one did until training moves them.
+    """
+    extra = new.cond_channels - old.cond_channels
+    if extra < 0 or dataclasses.replace(old, cond_channels=new.cond_channels) != new:
+        raise InputError("widen_condition: the configs may differ only by more condition channels in the new one")
+    out = dict(state)
+    for key, per_channel in (("stem.weight", new.patch**2), ("head.weight", 1)):
+        w = state[key]
+        pad = w.new_zeros((w.shape[0], extra * per_channel, *w.shape[2:]))
+        out[key] = torch.cat([w, pad], dim=1)
+    return out
 
 
 def load_segmenter_folder(path: str | os.PathLike, device: str | torch.device = "cpu") -> Segmenter:

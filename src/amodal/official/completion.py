@@ -7,32 +7,16 @@ from pathlib import Path
 import torch
 
 from amodal.errors import InputError
-from amodal.official.config import GenerationConfig, RuntimeConfig
-from amodal.official.model import OfficialModel, load_official_model
+from amodal.official.config import GenerationConfig
+from amodal.official.model import OfficialStage
 
 
-class OfficialCompleter:
+class OfficialCompleter(OfficialStage):
     """An official Diffusion-VAS content-completion checkpoint.
 
     Condition 1 is the modal RGB (the object's visible pixels, white
     elsewhere), condition 2 the amodal mask, both in ``[-1, 1]``.
     """
-
-    def __init__(self, model: OfficialModel, settings: GenerationConfig = GenerationConfig()):
-        self.model = model
-        self.settings = settings
-
-    @property
-    def num_frames(self) -> int:
-        return self.model.config.num_frames
-
-    @property
-    def height(self) -> int:
-        return self.model.config.height
-
-    @property
-    def width(self) -> int:
-        return self.model.config.width
 
     def complete(
         self,
@@ -68,33 +52,10 @@ class OfficialCompleter:
         )
 
 
-def load_completer(
-    path: str | Path,
-    *,
-    device: str | torch.device = "cpu",
-    dtype: str = "float32",
-    offload: bool = False,
-    settings: GenerationConfig = GenerationConfig(),
-    num_frames: int | None = None,
-    height: int | None = None,
-    width: int | None = None,
-) -> OfficialCompleter:
+def load_completer(path: str | Path, **options) -> OfficialCompleter:
     """An official (``model_index.json``) or converted content-completion checkpoint.
 
-    Args:
-        path: the checkpoint folder.
-        device: ``"cpu"`` or ``"cuda"``; dtype: ``"float32"`` / ``"bfloat16"``
-            (CPU), ``"float16"`` / ``"bfloat16"`` (CUDA); offload: keep weights
-            on the CPU and move each network to the GPU only while it runs.
-        settings: sampling settings (the reference demo's by default).
-        num_frames, height, width: override the native geometry (default: the
-            U-Net's ``num_frames`` and 256x512, or a ``meta.json``'s size).
-
-    Raises:
-        CheckpointError: a wrong or partial folder (the message lists what is
-            missing or unexpected).
-        InputError: an unavailable device or dtype.
+    ``options`` (device, dtype, offload, settings, num_frames, height, width)
+    and errors: see :meth:`amodal.official.model.OfficialStage.load`.
     """
-    runtime = RuntimeConfig(device=str(device), dtype=dtype, offload=offload)
-    model = load_official_model(path, runtime, num_frames=num_frames, height=height, width=width)
-    return OfficialCompleter(model, settings)
+    return OfficialCompleter.load(path, **options)

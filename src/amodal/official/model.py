@@ -18,7 +18,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 import torch
 from torch import nn
@@ -290,6 +290,67 @@ def load_official_model(
     vae_dtype = vae_run_dtype(dtype, config.svd.vae.force_upcast)
     _load_into(modules, weights, path, {"unet": dtype, "image_encoder": dtype, "vae": vae_dtype})
     return OfficialModel(config, modules["unet"], modules["vae"], modules["image_encoder"], runtime)
+
+
+_Stage = TypeVar("_Stage", bound="OfficialStage")
+
+
+class OfficialStage:
+    """What the two stage wrappers share: an :class:`OfficialModel`, their default sampling settings, its geometry.
+
+    :class:`~amodal.official.OfficialSegmenter` (stage 1) and
+    :class:`~amodal.official.OfficialCompleter` (stage 2) differ only in how
+    they build the two conditions and read the decoded frames.
+    """
+
+    def __init__(self, model: OfficialModel, settings: GenerationConfig = GenerationConfig()):
+        self.model = model
+        self.settings = settings
+
+    @property
+    def num_frames(self) -> int:
+        return self.model.config.num_frames
+
+    @property
+    def height(self) -> int:
+        return self.model.config.height
+
+    @property
+    def width(self) -> int:
+        return self.model.config.width
+
+    @classmethod
+    def load(
+        cls: type[_Stage],
+        path: str | Path,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: str = "float32",
+        offload: bool = False,
+        settings: GenerationConfig = GenerationConfig(),
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+    ) -> _Stage:
+        """This stage from an official (``model_index.json``) or converted checkpoint folder.
+
+        Args:
+            path: the checkpoint folder.
+            device: ``"cpu"`` or ``"cuda"``; dtype: ``"float32"`` / ``"bfloat16"``
+                (CPU), ``"float16"`` / ``"bfloat16"`` (CUDA); offload: keep weights
+                on the CPU and move each network to the GPU only while it runs.
+            settings: sampling settings (the reference demo's by default).
+            num_frames, height, width: override the native geometry (default: the
+                U-Net's ``num_frames`` and 256x512, or a ``meta.json``'s size).
+
+        Raises:
+            CheckpointError: a wrong or partial folder (the message lists what is
+                missing or unexpected).
+            InputError: an unavailable device or dtype.
+        """
+        runtime = RuntimeConfig(device=str(device), dtype=dtype, offload=offload)
+        model = load_official_model(path, runtime, num_frames=num_frames, height=height, width=width)
+        return cls(model, settings)
 
 
 def _read_converted(path: Path) -> tuple[OfficialConfig, dict[str, torch.Tensor]]:

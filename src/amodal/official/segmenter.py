@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from amodal.errors import InputError
-from amodal.official.config import GenerationConfig, RuntimeConfig
-from amodal.official.model import OfficialModel, load_official_model
+from amodal.official.config import GenerationConfig
+from amodal.official.model import OfficialStage
 
 # The reference keeps a pixel when the sum of its three 0..255 channels exceeds 600;
 # on the mean of three channels in [0, 1] that is 600 / 765.
@@ -21,7 +21,7 @@ def _repeat3(x: torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(2).expand(-1, -1, 3, -1, -1)
 
 
-class OfficialSegmenter:
+class OfficialSegmenter(OfficialStage):
     """An official Diffusion-VAS segmentation checkpoint as an :class:`amodal.models.AmodalSegmenter`.
 
     Condition 1 is the modal mask mapped to ``[-1, 1]``, condition 2 the
@@ -31,22 +31,6 @@ class OfficialSegmenter:
 
     uses_depth = True  # the official model was trained with depth and needs it
     threshold = MASK_THRESHOLD
-
-    def __init__(self, model: OfficialModel, settings: GenerationConfig = GenerationConfig()):
-        self.model = model
-        self.settings = settings
-
-    @property
-    def num_frames(self) -> int:
-        return self.model.config.num_frames
-
-    @property
-    def height(self) -> int:
-        return self.model.config.height
-
-    @property
-    def width(self) -> int:
-        return self.model.config.width
 
     def _conditions(self, modal: torch.Tensor, depth: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         if modal.ndim != 4:
@@ -107,33 +91,10 @@ class OfficialSegmenter:
         return frames.mean(dim=-1)
 
 
-def load_segmenter(
-    path: str | Path,
-    *,
-    device: str | torch.device = "cpu",
-    dtype: str = "float32",
-    offload: bool = False,
-    settings: GenerationConfig = GenerationConfig(),
-    num_frames: int | None = None,
-    height: int | None = None,
-    width: int | None = None,
-) -> OfficialSegmenter:
+def load_segmenter(path: str | Path, **options) -> OfficialSegmenter:
     """An official (``model_index.json``) or converted segmentation checkpoint as an ``AmodalSegmenter``.
 
-    Args:
-        path: the checkpoint folder.
-        device: ``"cpu"`` or ``"cuda"``; dtype: ``"float32"`` / ``"bfloat16"``
-            (CPU), ``"float16"`` / ``"bfloat16"`` (CUDA); offload: keep weights
-            on the CPU and move each network to the GPU only while it runs.
-        settings: sampling settings (the reference demo's by default).
-        num_frames, height, width: override the native geometry (default: the
-            U-Net's ``num_frames`` and 256x512, or a ``meta.json``'s size).
-
-    Raises:
-        CheckpointError: a wrong or partial folder (the message lists what is
-            missing or unexpected).
-        InputError: an unavailable device or dtype.
+    ``options`` (device, dtype, offload, settings, num_frames, height, width)
+    and errors: see :meth:`amodal.official.model.OfficialStage.load`.
     """
-    runtime = RuntimeConfig(device=str(device), dtype=dtype, offload=offload)
-    model = load_official_model(path, runtime, num_frames=num_frames, height=height, width=width)
-    return OfficialSegmenter(model, settings)
+    return OfficialSegmenter.load(path, **options)

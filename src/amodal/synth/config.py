@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 
+from amodal.configs import config_from_dict
 from amodal.errors import InputError
 
 # Shape classes and their category ids (the ``category_id`` of every clip and
@@ -111,20 +111,7 @@ class SynthConfig:
 
         Lists become tuples; ``where`` names the source (a file) in error messages.
         """
-        if not isinstance(values, dict):
-            raise InputError(f"{where}: expected a JSON object of config fields, got {type(values).__name__}")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise InputError(f"{where}: unknown config keys {unknown}; valid keys are {sorted(fields)}")
-        hints = typing.get_type_hints(cls)
-        kwargs = {}
-        for name, value in values.items():
-            kwargs[name] = _coerce(value, hints[name], f"{where}: {name}")
-        try:
-            return cls(**kwargs)
-        except InputError as e:
-            raise InputError(f"{where}: {str(e).removeprefix('synth config: ')}") from None
+        return config_from_dict(cls, values, where)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "SynthConfig":
@@ -158,31 +145,3 @@ def _pair(config: SynthConfig, name: str, kind: type) -> tuple:
     if not ok:
         raise InputError(f"synth config: {name} must be a pair [low, high] of {kind.__name__}s, got {value!r}")
     return value
-
-
-def _coerce(value, hint, where: str):
-    """Check a JSON value against a field's type hint; lists become tuples, ints become floats."""
-    origin = typing.get_origin(hint)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise InputError(f"{where} must be a list, got {json.dumps(value)}")
-        args = typing.get_args(hint)
-        item = args[0]
-        return tuple(_coerce(v, item, where) for v in value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise InputError(f"{where} must be true or false, got {json.dumps(value)}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"{where} must be an integer, got {json.dumps(value)}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InputError(f"{where} must be a number, got {json.dumps(value)}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise InputError(f"{where} must be a string, got {json.dumps(value)}")
-        return value
-    raise TypeError(f"unsupported config field type {hint}")

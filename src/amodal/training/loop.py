@@ -19,6 +19,8 @@ Run folder layout::
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 import time
@@ -30,7 +32,7 @@ import torch
 
 from amodal.errors import InputError
 from amodal.fsutil import atomic_path, write_json
-from amodal.models.segmenter import build_segmenter, load_segmenter_folder, load_state_strict, save_segmenter
+from amodal.models.segmenter import widen_condition, build_segmenter, load_segmenter_folder, load_state_strict, save_segmenter
 from amodal.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from amodal.training.config import TrainConfig
 from amodal.training.data import Batch, WindowSampler, open_pool, validation_windows
@@ -174,9 +176,16 @@ def train_segmentation(
     model = build_segmenter(mcfg)
     if config.init_from:
         start = load_segmenter_folder(config.init_from)
-        if start.config.to_dict()["backbone"] != mcfg.to_dict()["backbone"]:
-            raise InputError(f"init_from {config.init_from}: its backbone config differs from this run's model.backbone")
-        load_state_strict(model.backbone, start.backbone.state_dict(), config.init_from)
+        state, old = start.backbone.state_dict(), start.config.backbone
+        widens = old.cond_channels < mcfg.backbone.cond_channels  # new prior channels start at zero
+        if old != mcfg.backbone and (not widens or dataclasses.replace(old, cond_channels=mcfg.backbone.cond_channels) != mcfg.backbone):
+            raise InputError(
+                f"init_from {config.init_from}: its backbone config differs from this run's model.backbone "
+                "(only added condition channels are allowed)"
+            )
+        if widens:
+            state = widen_condition(state, old, mcfg.backbone)
+        load_state_strict(model.backbone, state, config.init_from)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, config))
     ema = EMA(model.backbone, config.ema_decay)

@@ -20,13 +20,15 @@ def augment_condition(
 ) -> torch.Tensor:
     """The model condition of a batch with depth dropout, condition noise and (optionally) condition dropout.
 
-    Returns ``(B, T, 3, H, W) float32`` (see :func:`amodal.models.segmenter.build_condition`).
+    Returns ``(B, T, C, H, W) float32`` (see :func:`amodal.models.segmenter.build_condition`).
+    Depth dropout zeroes the depth and flag channels; noise goes on the modal and
+    depth channels; the priors are recomputed from the clean modal masks.
     All randomness comes from ``generator`` (CPU), in a fixed order.
     """
     b = batch.modal.shape[0]
     keep_depth = batch.has_depth & (torch.rand(b, generator=generator) >= config.depth_dropout)
-    cond = build_condition(batch.modal, batch.depth)
-    cond[:, :, 1:] *= append_dims(keep_depth.float(), cond.ndim)  # depth and flag to 0
+    cond = build_condition(batch.modal, batch.depth, config.model.priors)
+    cond[:, :, 1:3] *= append_dims(keep_depth.float(), cond.ndim)  # depth and flag to 0
     std = torch.rand(b, generator=generator) * config.cond_noise
     noise = torch.randn(cond[:, :, :2].shape, generator=generator) * append_dims(std, cond.ndim)
     noise[:, :, 1] *= append_dims(keep_depth.float(), noise.ndim - 1)  # no noise on dropped depth
