@@ -60,7 +60,8 @@ def main() -> None:
         scores = [score(clip, pred) for clip, pred in zip(clips, preds)]
         frames = sum(c.num_frames for c in clips)
         keys = ("miou", "miou_occ", "miou_occ_strict")
-        mean = {k: float(np.mean([s[k] for s in scores if s[k] is not None])) for k in keys}
+        # A video without scored occluded frames has no mIoU_occ (None or nan): leave it out of that mean.
+        mean = {k: float(np.nanmean([np.nan if s[k] is None else s[k] for s in scores])) for k in keys}
         return {**mean, "seconds_per_frame": seconds / frames}
 
     rows = {"single windows (disjoint)": run(SegmentationConfig(steps=args.steps, progress=False), disjoint=True)}
