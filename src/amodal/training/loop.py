@@ -19,7 +19,6 @@ Run folder layout::
 
 from __future__ import annotations
 
-import dataclasses
 
 import json
 import math
@@ -177,14 +176,14 @@ def train_segmentation(
     if config.init_from:
         start = load_segmenter_folder(config.init_from)
         state, old = start.backbone.state_dict(), start.config.backbone
-        widens = old.cond_channels < mcfg.backbone.cond_channels  # new prior channels start at zero
-        if old != mcfg.backbone and (not widens or dataclasses.replace(old, cond_channels=mcfg.backbone.cond_channels) != mcfg.backbone):
-            raise InputError(
-                f"init_from {config.init_from}: its backbone config differs from this run's model.backbone "
-                "(only added condition channels are allowed)"
-            )
-        if widens:
-            state = widen_condition(state, old, mcfg.backbone)
+        if old != mcfg.backbone:  # only added condition channels (new priors) are allowed; they start at zero
+            try:
+                state = widen_condition(state, old, mcfg.backbone)
+            except InputError:
+                raise InputError(
+                    f"init_from {config.init_from}: its backbone config differs from this run's model.backbone "
+                    "(only added condition channels are allowed)"
+                ) from None
         load_state_strict(model.backbone, state, config.init_from)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, config))
