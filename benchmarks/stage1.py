@@ -9,8 +9,9 @@ reading, mIoU_occ_strict), the same code as ``amodal eval``. Rows:
 
 - ``modal``, ``convex``, ``temporal``: the baselines;
 - ``regression`` / ``regression (mask only)``: the one-step twin with and without depth;
-- ``diffusion N steps``: the diffusion model, Top-1 (sample 0) and Top-k over
-  ``--samples`` hypotheses, with depth; ``(mask only)`` without depth.
+- ``diffusion N steps [guidance G]``: the diffusion model at each ``--steps`` and
+  ``--guidance`` scale, Top-1 (sample 0) and Top-k over ``--samples``
+  hypotheses, with depth; ``(mask only)`` without depth.
 
 Speed is wall time of the method per scored frame (all objects of the frame,
 all samples), on this machine, while nothing else of ours runs.
@@ -43,19 +44,26 @@ def timed(method):
     return call
 
 
-def model_method(model: str, steps: int, samples: int, use_depth: bool, seed: int):
+def model_method(model: str, steps: int, samples: int, use_depth: bool, seed: int, guidance: float = 1.5):
     from amodal.evaluation.methods import pipeline_method
     from amodal.pipeline.segmentation import AmodalSegmentationPipeline, SegmentationConfig
 
-    config = SegmentationConfig(steps=steps, samples=samples, seed=seed, use_depth=use_depth, progress=False)
+    config = SegmentationConfig(
+        steps=steps, guidance=guidance, samples=samples, seed=seed, use_depth=use_depth, progress=False
+    )
     return timed(pipeline_method(AmodalSegmentationPipeline.from_pretrained(model, config)))
+
+
+def guided(scale: float) -> str:
+    """Row-name suffix for a guidance scale other than the paper's 1.5."""
+    return "" if scale == 1.5 else f" guidance {scale:g}"
 
 
 def evaluate(name: str, method, args) -> dict:
     from amodal.evaluation.methods import register_method
     from amodal.evaluation.run import EvalConfig, run_evaluation
 
-    key = name.replace(" ", "_").replace("(", "").replace(")", "")
+    key = name.replace(" ", "_").replace("(", "").replace(")", "").replace(".", "p")
     register_method(key, lambda options: method)
     config = EvalConfig(
         dataset="synthetic",
@@ -113,6 +121,9 @@ def main() -> None:
     parser.add_argument("--model", default="default", help="diffusion model (name or folder)")
     parser.add_argument("--regression", default="default-regression", help="regression model (name or folder)")
     parser.add_argument("--steps", type=int, nargs="+", default=[25], help="diffusion step counts (one row each)")
+    parser.add_argument(
+        "--guidance", type=float, nargs="+", default=[1.5], help="guidance scales of the diffusion rows (one row per steps and scale)"
+    )
     parser.add_argument("--samples", type=int, default=3, help="hypotheses of the diffusion rows (Top-k)")
     parser.add_argument("--only", nargs="+", choices=ROWS, default=list(ROWS), help="row groups to run")
     parser.add_argument("--seed", type=int, default=0, help="seed of the diffusion noise")
@@ -132,13 +143,15 @@ def main() -> None:
         rows.append(evaluate("regression", model_method(args.regression, 1, 1, True, args.seed), args))
     if "diffusion" in args.only:
         for steps in args.steps:
-            method = model_method(args.model, steps, args.samples, True, args.seed)
-            rows.append(evaluate(f"diffusion {steps} steps", method, args))
+            for guidance in args.guidance:
+                method = model_method(args.model, steps, args.samples, True, args.seed, guidance)
+                rows.append(evaluate(f"diffusion {steps} steps{guided(guidance)}", method, args))
     if "maskonly" in args.only:
         rows.append(evaluate("regression (mask only)", model_method(args.regression, 1, 1, False, args.seed), args))
         for steps in args.steps:
-            method = model_method(args.model, steps, args.samples, False, args.seed)
-            rows.append(evaluate(f"diffusion {steps} steps (mask only)", method, args))
+            for guidance in args.guidance:
+                method = model_method(args.model, steps, args.samples, False, args.seed, guidance)
+                rows.append(evaluate(f"diffusion {steps} steps{guided(guidance)} (mask only)", method, args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2) + "\n")

@@ -72,6 +72,28 @@ def test_windowing_does_not_change_a_framewise_model(window, overlap, blend):
     np.testing.assert_array_equal(got, single)
 
 
+class DisagreeingSegmenter(FakeSegmenter):
+    """Windows alternate between completing a fixed hidden block (1) and not (0): two confident samples that disagree."""
+
+    def sample(self, modal, depth, *, steps, guidance, generator):
+        out = super().sample(modal, depth, steps=steps, guidance=guidance, generator=generator).clone()
+        if len(self.calls) % 2 == 1:
+            out[..., :4, :4] = 1.0
+        return out
+
+
+def test_ramp_lets_one_window_decide_where_average_cuts_a_disagreement():
+    clip = make_clip(t=12, k=1)
+    clip.modal_masks[..., :4, :4] = False
+    hidden = lambda out: out.amodal_masks[0, :, :4, :4].all(axis=(1, 2))  # noqa: E731
+    # Windows of 8 with overlap 4: frames 0-7 (completes the block), then 4-11 (does not).
+    average = run(clip, DisagreeingSegmenter(num_frames=8), window=8, overlap=4, blend="average")
+    ramp = run(clip, DisagreeingSegmenter(num_frames=8), window=8, overlap=4, blend="ramp")
+    np.testing.assert_array_equal(hidden(average), [True] * 4 + [False] * 8)  # 0.5 in the overlap: cut
+    np.testing.assert_array_equal(hidden(ramp), [True] * 6 + [False] * 6)  # a cross-fade: each side keeps half
+    assert SegmentationConfig().blend == "ramp"
+
+
 def test_output_always_contains_modal_and_dilation_maps_back():
     clip = make_clip(h=30, w=100)  # aspect differs from the 32x64 canvas: letterboxed, not stretched
     out = run(clip, FakeSegmenter(grow=1))

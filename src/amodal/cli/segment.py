@@ -47,7 +47,7 @@ def register(subparsers) -> None:
     p.add_argument("--resolution", type=_resolution, help="model canvas HxW (default: the model's native size)")
     p.add_argument("--window", type=int, help="frames per model call (default: the model's native length)")
     p.add_argument("--overlap", type=int, default=4, help="frames shared by consecutive windows")
-    p.add_argument("--blend", choices=("average", "ramp"), default="average", help="how overlapping windows combine")
+    p.add_argument("--blend", choices=("average", "ramp"), default="ramp", help="how overlapping windows combine (default: ramp, a cross-fade)")
     p.add_argument("--pad", type=float, default=0.0,
                    help="room around the frame (fraction per side) so objects may extend past the border; 0.25 as the TAO-Amodal evaluation")
     p.add_argument("--batch-size", type=int, default=8, help="(object, sample) rows per model call")

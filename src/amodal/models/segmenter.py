@@ -60,8 +60,9 @@ class SegmenterConfig:
     width: int = 128
     # Std of the clean data: binary masks in {-1, 1} have std 1, as SVD latents do.
     sigma_data: float = 1.0
-    # Sampling schedule ends. Below sigma 0.02 a {-1, 1} mask cannot change sign;
-    # above 20 the noisy input carries no information (SNR 1/400).
+    # Sampling schedule ends. Below sigma 0.02 a {-1, 1} mask cannot change sign. A mask's
+    # large smooth regions still show through sigma 20 (benchmarks/noise_levels.py), so models
+    # trained at high noise levels sample from 80 (the bundled default does, see docs/model.md).
     sigma_min: float = 0.02
     sigma_max: float = 20.0
     # Fixed noise-level input of the regression twin (c_noise = ln(1) / 4 = 0).

@@ -37,7 +37,10 @@ class SegmentationConfig:
     seed: int = 0  # seeds the initial noise of every window
     window: int | None = None  # frames per model call; None = the model's native length
     overlap: int = 4  # frames shared by consecutive windows, blended so seams do not flicker
-    blend: str = "average"  # "average": mean of soft masks; "ramp": weights fall off toward window edges
+    # How overlapping frames combine before thresholding: "ramp" weights fall off toward window
+    # edges (a cross-fade); "average" is the plain mean of the soft masks, which cuts away a hidden
+    # part on which two windows' samples disagree. Measured in docs/results.md (long videos).
+    blend: str = "ramp"
     pad: float = 0.0  # extra room around the frame (fraction of H and W per side) so objects may extend past the border
     batch_size: int = 8  # (object, sample) rows per model call; bounds memory
     use_depth: bool = True  # False runs the model mask-only even when depth is given
