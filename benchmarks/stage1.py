@@ -11,7 +11,9 @@ reading, mIoU_occ_strict), the same code as ``amodal eval``. Rows:
 - ``regression`` / ``regression (mask only)``: the one-step twin with and without depth;
 - ``diffusion N steps [guidance G]``: the diffusion model at each ``--steps`` and
   ``--guidance`` scale, Top-1 (sample 0) and Top-k over ``--samples``
-  hypotheses, with depth; ``(mask only)`` without depth.
+  hypotheses, with depth; ``(mask only)`` without depth; with ``--vote``, the
+  per-pixel majority over the samples instead (the pipeline's answer when
+  ``--samples > 1``: no ground truth picks it).
 
 Speed is wall time of the method per scored frame (all objects of the frame,
 all samples), on this machine, while nothing else of ours runs.
@@ -44,14 +46,22 @@ def timed(method):
     return call
 
 
-def model_method(model: str, steps: int, samples: int, use_depth: bool, seed: int, guidance: float = 1.5):
-    from amodal.evaluation.methods import pipeline_method
+def model_method(model: str, steps: int, samples: int, use_depth: bool, seed: int, guidance: float = 1.5, vote: bool = False):
+    from amodal.evaluation.methods import Prediction, pipeline_method
     from amodal.pipeline.segmentation import AmodalSegmentationPipeline, SegmentationConfig
 
     config = SegmentationConfig(
         steps=steps, guidance=guidance, samples=samples, seed=seed, use_depth=use_depth, progress=False
     )
-    return timed(pipeline_method(AmodalSegmentationPipeline.from_pretrained(model, config)))
+    method = pipeline_method(AmodalSegmentationPipeline.from_pretrained(model, config))
+    if not vote:
+        return timed(method)
+
+    def majority(clip):
+        # The pipeline's own answer with several samples: the per-pixel majority over them.
+        return Prediction((method(clip).samples.mean(0) >= 0.5)[None])
+
+    return timed(majority)
 
 
 def guided(scale: float) -> str:
@@ -125,6 +135,9 @@ def main() -> None:
         "--guidance", type=float, nargs="+", default=[1.5], help="guidance scales of the diffusion rows (one row per steps and scale)"
     )
     parser.add_argument("--samples", type=int, default=3, help="hypotheses of the diffusion rows (Top-k)")
+    parser.add_argument(
+        "--vote", action="store_true", help="score the diffusion rows' per-pixel majority over the samples (one answer) instead of Top-1/Top-k"
+    )
     parser.add_argument("--only", nargs="+", choices=ROWS, default=list(ROWS), help="row groups to run")
     parser.add_argument("--seed", type=int, default=0, help="seed of the diffusion noise")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -144,8 +157,9 @@ def main() -> None:
     if "diffusion" in args.only:
         for steps in args.steps:
             for guidance in args.guidance:
-                method = model_method(args.model, steps, args.samples, True, args.seed, guidance)
-                rows.append(evaluate(f"diffusion {steps} steps{guided(guidance)}", method, args))
+                method = model_method(args.model, steps, args.samples, True, args.seed, guidance, args.vote)
+                voted = f", vote of {args.samples}" if args.vote else ""
+                rows.append(evaluate(f"diffusion {steps} steps{guided(guidance)}{voted}", method, args))
     if "maskonly" in args.only:
         rows.append(evaluate("regression (mask only)", model_method(args.regression, 1, 1, False, args.seed), args))
         for steps in args.steps:
