@@ -47,21 +47,17 @@ def timed(method):
 
 
 def model_method(model: str, steps: int, samples: int, use_depth: bool, seed: int, guidance: float = 1.5, vote: bool = False):
-    from amodal.evaluation.methods import Prediction, pipeline_method
+    from amodal.evaluation.methods import pipeline_method
     from amodal.pipeline.segmentation import AmodalSegmentationPipeline, SegmentationConfig
 
     config = SegmentationConfig(
         steps=steps, guidance=guidance, samples=samples, seed=seed, use_depth=use_depth, progress=False
     )
-    method = pipeline_method(AmodalSegmentationPipeline.from_pretrained(model, config))
-    if not vote:
-        return timed(method)
-
-    def majority(clip):
-        # The pipeline's own answer with several samples: the per-pixel majority over them.
-        return Prediction((method(clip).samples.mean(0) >= 0.5)[None])
-
-    return timed(majority)
+    pipeline = AmodalSegmentationPipeline.from_pretrained(model, config)
+    if vote:
+        # Without the samples, the method scores the pipeline's own answer: their per-pixel majority.
+        return timed(pipeline_method(lambda clip, return_samples: pipeline(clip, return_samples=False)))
+    return timed(pipeline_method(pipeline))
 
 
 def guided(scale: float) -> str:

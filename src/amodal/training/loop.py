@@ -19,7 +19,6 @@ Run folder layout::
 
 from __future__ import annotations
 
-
 import json
 import math
 import time
