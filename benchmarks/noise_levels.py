@@ -45,7 +45,7 @@ def main() -> None:
     from amodal.models.registry import load_segmenter
     from amodal.models.segmenter import build_condition
     from amodal.training.config import TrainConfig
-    from amodal.training.data import open_pool, validation_windows
+    from amodal.training.data import config_validation_windows
     from amodal.training.loop import validation_scores
 
     torch.set_num_threads(args.threads)
@@ -53,9 +53,7 @@ def main() -> None:
     model = load_segmenter(args.model)
     if model.config.objective != "diffusion":
         raise SystemExit(f"{args.model}: not a diffusion model")
-    mcfg = config.model
-    pool = open_pool(config.data, "val", mcfg.height, mcfg.width, Path(args.cache), progress=False)
-    batch = validation_windows(pool, config.data, mcfg.num_frames)
+    batch = config_validation_windows(config, args.cache)
     cond = build_condition(batch.modal, batch.depth, model.config.priors)
     x0 = batch.amodal[:, :, None] * 2.0 - 1.0  # (N, T, 1, H, W) in {-1, 1}
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(args.seed))
@@ -67,7 +65,7 @@ def main() -> None:
         with torch.no_grad():
             for i in range(0, len(x0), 8):
                 s = torch.full((len(x0[i : i + 8]),), float(sigma))
-                chunks.append(model.denoiser(x0[i : i + 8] + sigma * noise[i : i + 8], s, cond=cond[i : i + 8]))
+                chunks.append(model(x0[i : i + 8] + sigma * noise[i : i + 8], s, cond[i : i + 8]))  # no self-conditioning estimate: zeros
         pred = (torch.cat(chunks)[:, :, 0] > 0) | (batch.modal > 0.5)
         scores = validation_scores(pred, batch).numpy()
         row = {

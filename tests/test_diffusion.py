@@ -1,4 +1,4 @@
-"""Analytic checks of the diffusion core: for Gaussian data the ideal denoiser is known.
+"""Analytic checks of the diffusion core: for Gaussian and binary data the ideal denoiser is known.
 
 For x0 ~ N(0, s^2 I), x = x0 + sigma n: D*(x; sigma) = x * s^2 / (s^2 + sigma^2).
 Integrating the probability-flow ODE with D* from N(0, s^2 + sigma_max^2) must
@@ -12,11 +12,14 @@ import torch
 
 from amodal.diffusion import (
     SAMPLERS,
+    BinaryDenoiser,
     CFGDenoiser,
     Denoiser,
     append_dims,
+    binary_scalings,
     edm_loss,
     karras_sigmas,
+    SelfConditioning,
     sample_training_sigmas,
     vpred_scalings,
 )
@@ -135,3 +138,71 @@ def test_cfg_scalar_and_per_frame_scales():
     assert torch.allclose(out[0, :, 0], torch.tensor([2.0, 3.0, 4.0]))
     with pytest.raises(ValueError):
         CFGDenoiser(_affine_denoiser, cond, uncond, torch.tensor([1.0, 2.0]))(x, sigma)
+
+
+class IdealBinaryBackbone(torch.nn.Module):
+    """The logit of P(x0 = 1 | x) for independent elements with P(x0 = 1) = p, from the scaled input.
+
+    For x0 in {-1, 1} and x = x0 + sigma n, the posterior logit is logit(p) + 2 x / sigma^2.
+    """
+
+    def __init__(self, p):
+        super().__init__()
+        self.prior_logit = math.log(p / (1 - p))
+
+    def forward(self, x_in, c_noise):
+        sigma = append_dims(torch.expm1(4 * c_noise).rsqrt(), x_in.ndim)  # c_noise = ln(1 + 1 / sigma^2) / 4
+        x = x_in * (sigma**2 + 1)  # undo c_in
+        return self.prior_logit + 2 * x / sigma**2
+
+
+def test_binary_denoiser_is_the_posterior_mean_and_samples_the_prior():
+    """With the ideal logits, D is E[x0 | x] in closed form and the ODE lands on {-1, 1} with the right share."""
+    p = 0.3
+    denoiser = BinaryDenoiser(IdealBinaryBackbone(p))
+    x = torch.linspace(-3, 3, 7)[None]
+    sigma = torch.tensor([0.7])
+    like = lambda mean: torch.exp(-((x - mean) ** 2) / (2 * sigma**2))  # noqa: E731
+    expected = (p * like(1) - (1 - p) * like(-1)) / (p * like(1) + (1 - p) * like(-1))
+    torch.testing.assert_close(denoiser(x, sigma), expected, rtol=1e-5, atol=1e-6)
+    c_in, c_noise = binary_scalings(sigma)
+    torch.testing.assert_close(c_in * x, x / (1 + sigma**2))  # the Wiener estimate of x0
+    torch.testing.assert_close(denoiser.logits(x, sigma), IdealBinaryBackbone(p)(x * c_in, c_noise))
+    assert float(binary_scalings(torch.tensor(1e6))[1]) < 1e-12  # infinite noise: the regression's c_noise = 0
+
+    sigmas = karras_sigmas(25, 0.02, 80.0)
+    noise = torch.randn(4, 10_000, generator=torch.Generator().manual_seed(0))
+    out = SAMPLERS["euler"](denoiser, noise * sigmas[0], sigmas)
+    assert float((out.abs() - 1).abs().max()) < 0.05  # every element ends on -1 or 1
+    assert abs(float((out > 0).float().mean()) - p) < 0.01  # in the prior's proportion
+
+
+def test_self_conditioning_feeds_the_previous_estimate():
+    seen = []
+
+    def denoiser(x, sigma, self_cond):
+        seen.append(self_cond.clone())
+        return x * 0.5 + 1.0
+
+    wrapped = SelfConditioning(denoiser)
+    x = torch.randn(2, 3, generator=torch.Generator().manual_seed(0))
+    first = wrapped(x, torch.ones(2))
+    second = wrapped(x * 2, torch.ones(2))
+    assert torch.equal(seen[0], torch.zeros_like(x))  # nothing to refine at the first call
+    assert torch.equal(seen[1], first)
+    assert torch.equal(wrapped.previous, second)
+
+
+def test_cfg_passes_shared_keywords_to_both_branches():
+    seen = {}
+
+    def denoiser(x, sigma, c, extra):
+        seen["batch"] = (x.shape[0], extra.shape[0])
+        return x * c + extra
+
+    x, sigma = torch.ones(2, 3), torch.ones(2)
+    cond, uncond, extra = {"c": torch.full((2, 3), 2.0)}, {"c": torch.zeros(2, 3)}, torch.full((2, 3), 5.0)
+    out = CFGDenoiser(denoiser, cond, uncond, 1.5)(x, sigma, extra=extra)
+    assert seen["batch"] == (4, 4)
+    torch.testing.assert_close(out, 5.0 + 1.5 * 2.0 * x)  # the shared term is in both branches, so guidance keeps it once
+    torch.testing.assert_close(CFGDenoiser(denoiser, cond, uncond, 1.0)(x, sigma, extra=extra), 5.0 + 2.0 * x)

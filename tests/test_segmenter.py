@@ -1,5 +1,6 @@
 """Diffusion segmenter and regression twin: the AmodalSegmenter contract, CFG, save/load, registry."""
 
+import dataclasses
 import json
 
 import pytest
@@ -15,6 +16,7 @@ from amodal.models.segmenter import (
     SegmenterConfig,
     build_condition,
     build_segmenter,
+    diffusion_from_regression,
     load_segmenter_folder,
     null_condition,
 )
@@ -205,3 +207,65 @@ def test_bundled_models_load(name):
     pred = out > model.threshold
     iou = (pred & (modal > 0)).sum() / (pred | (modal > 0)).sum()
     assert iou > 0.8
+
+
+def tiny_logit(self_condition=True, seed=0):
+    backbone = dataclasses.replace(TINY_BACKBONE, cond_channels=3 + int(self_condition))
+    config = SegmenterConfig(
+        backbone=backbone, num_frames=4, height=16, width=32, parameterization="logit", self_condition=self_condition
+    )
+    torch.manual_seed(seed)
+    return randomize(build_segmenter(config).eval(), seed)
+
+
+def test_logit_parameterisation_and_self_conditioning():
+    model = tiny_logit()
+    modal, depth = window()
+    cond = build_condition(modal, depth)
+    x = torch.randn(2, 4, 1, 16, 32, generator=gen(1))
+    sigma = torch.full((2,), 3.0)
+    with torch.no_grad():
+        logits = model(x, sigma, cond, logits=True)
+        torch.testing.assert_close(model(x, sigma, cond), torch.tanh(logits / 2))
+        # The estimate fed back changes the output; none is the same as zeros (the first step).
+        assert not torch.allclose(model(x, sigma, cond, torch.ones_like(x)), model(x, sigma, cond))
+        torch.testing.assert_close(model(x, sigma, cond, torch.zeros_like(x)), model(x, sigma, cond))
+    a = model.sample(modal, depth, steps=3, generator=gen(0))
+    torch.testing.assert_close(a, model.sample(modal, depth, steps=3, generator=gen(0)), rtol=0, atol=0)
+    assert a.min() >= 0 and a.max() <= 1
+    # One step from sigma_max has no previous estimate: the conditional model with zeros, guidance 1.
+    one = model.sample(modal, depth, steps=1, guidance=1.0, generator=gen(3))
+    x = torch.randn((2, 4, 1, 16, 32), generator=gen(3)) * model.config.sigma_max
+    with torch.no_grad():
+        torch.testing.assert_close(one, ((model(x, torch.full((2,), model.config.sigma_max), cond)[:, :, 0] + 1) / 2).clamp(0, 1))
+    with pytest.raises(InputError, match="self-conditioning"):
+        tiny()(x, sigma, cond, torch.zeros_like(x))
+    with pytest.raises(InputError, match="'logit'"):
+        tiny()(x, sigma, cond, logits=True)
+
+
+def test_regression_twin_starts_a_logit_diffusion_model_as_itself():
+    """diffusion_from_regression: at infinite noise the new model gets the twin's inputs and returns its answer."""
+    regression = tiny("regression", seed=2)
+    diffusion = tiny_logit(seed=3)
+    state = diffusion_from_regression(regression.backbone.state_dict(), regression.config.backbone, diffusion.config.backbone)
+    diffusion.backbone.load_state_dict(state)
+    modal, depth = window()
+    cond = build_condition(modal, depth)
+    with torch.no_grad():
+        expected = 2 * torch.sigmoid(regression.logits(cond)) - 1
+        for seed in (0, 1):  # any noisy input, any previous estimate (its new channel starts at zero)
+            x = torch.randn(2, 4, 1, 16, 32, generator=gen(seed)) * 5
+            got = diffusion(x, torch.full((2,), 1e4), cond, torch.randn_like(x))[:, :, 0]  # (near) infinite noise
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        # At lower noise the noise-level input moves away from the twin's c_noise = 0, and training takes over.
+        assert not torch.allclose(diffusion(x, torch.ones(2), cond)[:, :, 0], expected, atol=1e-3)
+
+
+def test_parameterisation_config_checks():
+    with pytest.raises(InputError, match="parameterization must be one of"):
+        SegmenterConfig(backbone=TINY_BACKBONE, num_frames=4, height=16, width=32, parameterization="eps")
+    with pytest.raises(InputError, match="diffusion objective only"):
+        SegmenterConfig(objective="regression", backbone=TINY_BACKBONE, num_frames=4, height=16, width=32, self_condition=True)
+    with pytest.raises(InputError, match="and self-conditioning"):
+        SegmenterConfig(backbone=TINY_BACKBONE, num_frames=4, height=16, width=32, self_condition=True)

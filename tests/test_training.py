@@ -14,6 +14,8 @@ from amodal.training.checkpoint import list_checkpoints
 from amodal.training.data import WindowSampler, normalize_window_depth, open_pool
 from amodal.training.loop import learning_rate_factor, validation_scores
 
+from tiny import randomize
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -124,10 +126,18 @@ def test_validation_scores():
     torch.testing.assert_close(modal_only, torch.tensor([[8 / 12, 0.0]]))
 
 
-@pytest.mark.parametrize("objective", ["diffusion", "regression"])
-def test_exact_resume(tiny_world, tmp_path, objective):
+LOGIT_SELF_CONDITIONED = {
+    "objective": "diffusion",
+    "parameterization": "logit",
+    "self_condition": True,
+    "backbone": {"channels": [8, 16], "patch": 2, "heads": 2, "emb_dim": 16, "groups": 4, "cond_channels": 4},
+}
+
+
+@pytest.mark.parametrize("model", [{"objective": "diffusion"}, {"objective": "regression"}, LOGIT_SELF_CONDITIONED])
+def test_exact_resume(tiny_world, tmp_path, model):
     """N steps straight == N/2 steps, a 'kill', and a resume for N/2 more: same losses, same weights."""
-    config = TrainConfig.from_dict(tiny_config(tiny_world, model={"objective": objective}))
+    config = TrainConfig.from_dict(tiny_config(tiny_world, model=model))
     straight = train_segmentation(config, tmp_path / "straight", progress=False)
     first = train_segmentation(config, tmp_path / "resumed", stop_at=3, progress=False)
     assert first.step == 3 and first.model_dir is None
@@ -162,12 +172,10 @@ def test_checkpoints_hold_no_pickles(tiny_world, tmp_path):
         train_segmentation(config.replace(lr=0.1), tmp_path / "run", progress=False)
 
 
-@pytest.mark.parametrize("objective", ["regression", "diffusion"])
-def test_tiny_overfit(tiny_world, tmp_path, objective):
+@pytest.mark.parametrize("model", [{"objective": "regression"}, {"objective": "diffusion"}, LOGIT_SELF_CONDITIONED])
+def test_tiny_overfit(tiny_world, tmp_path, model):
     """A few dozen steps on three clips make the loss drop clearly."""
-    values = tiny_config(
-        tiny_world, model={"objective": objective}, steps=40, lr=3e-3, warmup_steps=5, checkpoint_every=40
-    )
+    values = tiny_config(tiny_world, model=model, steps=40, lr=3e-3, warmup_steps=5, checkpoint_every=40)
     values.update(cond_noise=0.0, depth_dropout=0.0, cond_dropout=0.0, p_mean=0.0, p_std=0.5)
     train_segmentation(TrainConfig.from_dict(values), tmp_path / "run", progress=False)
     curve = [l for _, l in losses(tmp_path / "run")]
@@ -242,3 +250,41 @@ def test_init_from_a_model_without_priors_widens_it(tiny_world, tmp_path, object
     other = dict(widened, model={**widened["model"], "backbone": {**widened["model"]["backbone"], "emb_dim": 32}})
     with pytest.raises(InputError, match="init_from"):
         train_segmentation(TrainConfig.from_dict(other), tmp_path / "other", progress=False)
+
+
+def test_a_regression_twin_starts_a_self_conditioned_logit_diffusion_model(tiny_world, tmp_path):
+    """Noise-level curriculum: the twin (the denoiser's infinite-noise limit) starts the diffusion run."""
+    twin = TrainConfig.from_dict(tiny_config(tiny_world, model={"objective": "regression"}, steps=2, checkpoint_every=2))
+    first = train_segmentation(twin, tmp_path / "twin", progress=False)
+    values = tiny_config(tiny_world, model=LOGIT_SELF_CONDITIONED, steps=2, checkpoint_every=2, validate_every=2)
+    values["init_from"] = str(first.model_dir)
+    second = train_segmentation(TrainConfig.from_dict(values), tmp_path / "diffusion", progress=False)
+    model = load_segmenter(second.model_dir)
+    assert (model.config.parameterization, model.config.self_condition) == ("logit", True)
+    assert [s for s, _ in losses(tmp_path / "diffusion")] == [1, 2]
+    # A v-prediction model cannot start from logits, and a diffusion model cannot start a regression one.
+    vpred = dict(values, model={**LOGIT_SELF_CONDITIONED, "parameterization": "vpred"})
+    with pytest.raises(InputError, match="parameterization 'logit'"):
+        train_segmentation(TrainConfig.from_dict(vpred), tmp_path / "vpred", progress=False)
+    back = tiny_config(tiny_world, model={"objective": "regression"}, steps=2, init_from=str(second.model_dir))
+    with pytest.raises(InputError, match="cannot start"):
+        train_segmentation(TrainConfig.from_dict(back), tmp_path / "back", progress=False)
+
+
+def test_infinite_share_trains_at_the_regression_inputs(tiny_world):
+    """With every window at infinite noise the loss no longer depends on the noise drawn: the input is gone."""
+    from amodal.models.segmenter import build_segmenter
+    from amodal.training.objective import diffusion_loss
+
+    values = tiny_config(tiny_world, model={**LOGIT_SELF_CONDITIONED, "self_condition": False, "backbone": {**LOGIT_SELF_CONDITIONED["backbone"], "cond_channels": 3}})
+    values.update(cond_noise=0.0, depth_dropout=0.0, cond_dropout=0.0)
+    config = TrainConfig.from_dict(values)
+    pool = open_pool(config.data, "train", 16, 32, tiny_world["cache"], progress=False)
+    batch = WindowSampler(pool, config.data, num_frames=4, seed=0).batch(0, 0, 2)
+    model = randomize(build_segmenter(config.model))  # no zero-initialised output: the noisy input matters
+    with torch.no_grad():
+        loss = lambda c, seed: float(diffusion_loss(model, batch, c, torch.Generator().manual_seed(seed)))  # noqa: E731
+        finite = [loss(config, seed) for seed in (0, 1)]
+        infinite = [loss(config.replace(infinite_share=1.0), seed) for seed in (0, 1)]
+    assert abs(finite[0] - finite[1]) > 1e-4
+    assert abs(infinite[0] - infinite[1]) < 1e-6

@@ -7,17 +7,20 @@ schedule. Every function here works on tensors of any rank: sigma is broadcast
 with :func:`append_dims`, never a fixed reshape.
 """
 
-from amodal.diffusion.guidance import CFGDenoiser
+from amodal.diffusion.guidance import CFGDenoiser, SelfConditioning
 from amodal.diffusion.loss import edm_loss, sample_training_sigmas
-from amodal.diffusion.precond import Denoiser, append_dims, vpred_scalings
+from amodal.diffusion.precond import BinaryDenoiser, Denoiser, append_dims, binary_scalings, vpred_scalings
 from amodal.diffusion.samplers import SAMPLERS, sample_dpmpp_2m, sample_euler, sample_heun
 from amodal.diffusion.schedules import karras_sigmas
 
 __all__ = [
+    "BinaryDenoiser",
     "CFGDenoiser",
     "Denoiser",
     "SAMPLERS",
+    "SelfConditioning",
     "append_dims",
+    "binary_scalings",
     "edm_loss",
     "karras_sigmas",
     "sample_dpmpp_2m",

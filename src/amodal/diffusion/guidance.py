@@ -1,4 +1,4 @@
-"""Classifier-free guidance as a denoiser wrapper that works with any sampler."""
+"""Denoiser wrappers that work with any sampler: classifier-free guidance and self-conditioning."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ class CFGDenoiser:
 
     A scalar scale of exactly 1 skips the unconditional branch (same result,
     half the cost). Non-tensor condition values (flags, ints) must be equal in
-    both branches and are passed through once.
+    both branches and are passed through once. Keyword tensors given to the
+    call itself (``shared``, such as a self-conditioning estimate that changes
+    every step) go to both branches.
     """
 
     def __init__(
@@ -46,10 +48,10 @@ class CFGDenoiser:
             raise ValueError(f"per-frame guidance needs shape ({x.shape[1]},), got {tuple(scale.shape)}")
         return append_dims(scale[None], x.ndim)  # (1, T, 1, ...)
 
-    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **shared: torch.Tensor) -> torch.Tensor:
         if not isinstance(self.scale, torch.Tensor) and float(self.scale) == 1.0:
-            return self.denoiser(x, sigma, **self.cond)
-        both = {}
+            return self.denoiser(x, sigma, **self.cond, **shared)
+        both = {key: torch.cat([value, value]) for key, value in shared.items()}
         for key, value in self.cond.items():
             if isinstance(value, torch.Tensor):
                 both[key] = torch.cat([self.uncond[key], value])
@@ -60,3 +62,24 @@ class CFGDenoiser:
         denoised = self.denoiser(torch.cat([x, x]), torch.cat([sigma, sigma]), **both)
         d_uncond, d_cond = denoised.chunk(2)
         return d_uncond + self._scale(x) * (d_cond - d_uncond)
+
+
+class SelfConditioning:
+    """Give each denoiser call the previous call's estimate (zeros at the first call), as ``self_cond``.
+
+    Self-conditioning (Chen et al., "Analog Bits", 2022): the network refines its
+    own last estimate of the clean sample instead of starting from the noisy
+    input alone at every step. Wraps ``denoiser(x, sigma, self_cond=...)`` into
+    the ``denoiser(x, sigma)`` the samplers call; one wrapper per sampling run
+    (it holds the last estimate).
+    """
+
+    def __init__(self, denoiser: Callable[..., torch.Tensor]):
+        self.denoiser = denoiser
+        self.previous: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        previous = torch.zeros_like(x) if self.previous is None else self.previous
+        denoised = self.denoiser(x, sigma, self_cond=previous)
+        self.previous = denoised
+        return denoised

@@ -10,6 +10,10 @@ Both see the same inputs, concatenated on the channel axis of
   with or without depth;
 - channels 4...: the geometric priors named in ``SegmenterConfig.priors``
   (:mod:`amodal.models.priors`), ``{-1, 1}``, computed from the modal masks.
+- last, with ``SegmenterConfig.self_condition`` (diffusion only): the model's own
+  previous estimate of the amodal mask, ``[-1, 1]`` (zeros at the first step).
+  It is not part of :func:`build_condition`: the sampler supplies it each step,
+  to both guidance branches.
 
 Dropping the whole condition (every condition channel zero) is the
 "unconditional" input of classifier-free guidance and of conditioning dropout
@@ -31,7 +35,7 @@ import torch
 from torch import nn
 
 from amodal.configs import config_from_dict  # noqa: F401  (re-exported: training configs load through it)
-from amodal.diffusion import SAMPLERS, CFGDenoiser, Denoiser, karras_sigmas
+from amodal.diffusion import SAMPLERS, BinaryDenoiser, CFGDenoiser, Denoiser, SelfConditioning, karras_sigmas
 from amodal.errors import CheckpointError, InputError
 from amodal.models.lite import LiteConfig, LiteUNet
 from amodal.models.priors import PRIORS, prior_masks
@@ -41,6 +45,11 @@ WEIGHTS_NAME = "model.safetensors"
 FORMAT = "amodal-segmenter"  # the ``format`` key of config.json, to tell our folders from others
 
 OBJECTIVES = ("diffusion", "regression")
+# How the diffusion model's network output becomes the denoised estimate:
+# "vpred": EDM preconditioning with SVD's v-prediction, trained with the EDM-weighted squared error;
+# "logit": the network predicts the logit of P(amodal) (amodal.diffusion.BinaryDenoiser), trained
+# with binary cross-entropy, the parameterisation fitted to binary masks.
+PARAMETERIZATIONS = ("vpred", "logit")
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,10 @@ class SegmenterConfig:
     uses_depth: bool = True
     # Geometric priors given as extra condition channels, keys of amodal.models.priors.PRIORS.
     priors: tuple[str, ...] = ()
+    # Diffusion only: the denoiser's parameterisation, one of PARAMETERIZATIONS.
+    parameterization: str = "vpred"
+    # Diffusion only: feed the model its previous estimate as the last condition channel.
+    self_condition: bool = False
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -80,12 +93,19 @@ class SegmenterConfig:
         unknown = sorted(set(self.priors) - set(PRIORS))
         if unknown or len(set(self.priors)) != len(self.priors):
             raise InputError(f"segmenter config: priors must be distinct keys of {sorted(PRIORS)}, got {list(self.priors)}")
+        if self.parameterization not in PARAMETERIZATIONS:
+            raise InputError(
+                f"segmenter config: parameterization must be one of {list(PARAMETERIZATIONS)}, got {self.parameterization!r}"
+            )
+        if self.objective == "regression" and (self.parameterization != "vpred" or self.self_condition):
+            raise InputError("segmenter config: parameterization and self_condition apply to the diffusion objective only")
         b = self.backbone
-        cond = 3 + len(self.priors)
+        cond = self.condition_channels
         if (b.in_channels, b.cond_channels, b.out_channels) != (1, cond, 1):
             raise InputError(
                 f"segmenter config: backbone in/cond/out channels must be 1/{cond}/1 for mask inputs "
-                f"with {len(self.priors)} priors, got {b.in_channels}/{b.cond_channels}/{b.out_channels}"
+                f"with {len(self.priors)} priors{' and self-conditioning' if self.self_condition else ''}, "
+                f"got {b.in_channels}/{b.cond_channels}/{b.out_channels}"
             )
         f = b.spatial_factor
         if self.height % f or self.width % f:
@@ -96,6 +116,11 @@ class SegmenterConfig:
             raise InputError(f"segmenter config: need 0 < sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}")
         if not 0 < self.threshold < 1:
             raise InputError(f"segmenter config: threshold must be in (0, 1), got {self.threshold}")
+
+    @property
+    def condition_channels(self) -> int:
+        """Channels of the backbone's condition input: modal, depth, flag, priors, then the self-conditioning estimate."""
+        return 3 + len(self.priors) + int(self.self_condition)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -202,11 +227,14 @@ class _SegmenterBase(nn.Module):
 
 
 class DiffusionSegmenter(_SegmenterBase):
-    """The EDM mask denoiser: ``sample`` integrates the probability-flow ODE with CFG.
+    """The mask denoiser: ``sample`` integrates the probability-flow ODE with CFG (and self-conditioning).
 
-    ``denoiser(x, sigma, cond)``: ``x (B, T, 1, H, W)`` noisy masks, ``sigma (B,)``,
-    ``cond (B, T, C, H, W)`` from :func:`build_condition`; returns the denoised
-    estimate, ``(B, T, 1, H, W)`` in about ``[-1, 1]``.
+    ``self(x, sigma, cond, self_cond=None)``: ``x (B, T, 1, H, W)`` noisy masks,
+    ``sigma (B,)``, ``cond (B, T, C, H, W)`` from :func:`build_condition`,
+    ``self_cond`` the previous estimate shaped like ``x`` (self-conditioning
+    models only; ``None`` = zeros); returns the denoised estimate,
+    ``(B, T, 1, H, W)`` in about ``[-1, 1]``, or with ``logits=True`` the
+    network's logits (``"logit"`` parameterisation, what its loss trains).
     """
 
     def __init__(self, config: SegmenterConfig):
@@ -214,15 +242,32 @@ class DiffusionSegmenter(_SegmenterBase):
         if config.objective != "diffusion":
             raise InputError(f"DiffusionSegmenter needs objective 'diffusion', got {config.objective!r}")
         self.config = config
-        self.denoiser = Denoiser(LiteUNet(config.backbone), sigma_data=config.sigma_data)
+        wrapper = BinaryDenoiser if config.parameterization == "logit" else Denoiser
+        self.denoiser = wrapper(LiteUNet(config.backbone), sigma_data=config.sigma_data)
 
     @property
     def backbone(self) -> LiteUNet:
         return self.denoiser.backbone
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        sigma: torch.Tensor,
+        cond: torch.Tensor,
+        self_cond: torch.Tensor | None = None,
+        logits: bool = False,
+    ) -> torch.Tensor:
         """The denoiser ``D(x; sigma, cond)`` (training goes through here so that wrappers such as DDP see the call)."""
-        return self.denoiser(x, sigma, cond=cond)
+        if self.config.self_condition:
+            previous = torch.zeros_like(x) if self_cond is None else self_cond
+            cond = torch.cat([cond, previous.to(cond.dtype)], dim=2)
+        elif self_cond is not None:
+            raise InputError("this model was not trained with self-conditioning; pass self_cond=None")
+        if not logits:
+            return self.denoiser(x, sigma, cond=cond)
+        if self.config.parameterization != "logit":
+            raise InputError("logits=True needs the 'logit' parameterisation")
+        return self.denoiser.logits(x, sigma, cond=cond)
 
     def sigmas(self, steps: int) -> torch.Tensor:
         """The Karras schedule for ``steps`` steps: ``(steps + 1,) float32``, ending in 0."""
@@ -263,8 +308,10 @@ class DiffusionSegmenter(_SegmenterBase):
         sigmas = self.sigmas(steps)
         noise = torch.randn((b * num_samples, t, 1, h, w), generator=generator, dtype=torch.float32)
         x = noise.to(device) * sigmas[0]
-        cfg = CFGDenoiser(self.denoiser, {"cond": cond}, {"cond": null_condition(cond)}, guidance)
-        x0 = SAMPLERS[sampler](cfg, x, sigmas)
+        denoiser = CFGDenoiser(self, {"cond": cond}, {"cond": null_condition(cond)}, guidance)
+        if self.config.self_condition:
+            denoiser = SelfConditioning(denoiser)
+        x0 = SAMPLERS[sampler](denoiser, x, sigmas)
         soft = ((x0[:, :, 0] + 1.0) / 2.0).clamp(0.0, 1.0)
         return soft.reshape(b, num_samples, t, h, w).float()
 
@@ -402,6 +449,29 @@ def widen_condition(state: dict[str, torch.Tensor], old: LiteConfig, new: LiteCo
         w = state[key]
         pad = w.new_zeros((w.shape[0], extra * per_channel, *w.shape[2:]))
         out[key] = torch.cat([w, pad], dim=1)
+    return out
+
+
+def diffusion_from_regression(state: dict[str, torch.Tensor], old: LiteConfig, new: LiteConfig) -> dict[str, torch.Tensor]:
+    """Backbone weights of a regression twin (``old``) as the start of a diffusion model (``new``).
+
+    The regression net was fed zeros on its sample channel, so its input weights
+    there never learned anything: they are set to zero, and so is the output
+    gate on the sample (it never got a gradient). With the ``"logit"``
+    parameterisation the diffusion model then starts out as the regression,
+    ignoring the noisy input: the denoiser's limit at infinite noise, from which
+    training goes on to every noise level. Condition channels the new config
+    adds (self-conditioning) start at zero, as in :func:`widen_condition`.
+    """
+    out = widen_condition(state, old, new) if new.cond_channels != old.cond_channels else dict(state)
+    sample = new.in_channels
+    stem = out["stem.weight"].clone()
+    stem[:, : sample * new.patch**2] = 0.0  # pixel-unshuffle puts input channel c at columns c*p^2 ... (c+1)*p^2 - 1
+    head = out["head.weight"].clone()
+    head[:, new.head_channels : new.head_channels + sample] = 0.0  # the head sees [features, sample, condition]
+    gate_w, gate_b = out["head_out.weight"].clone(), out["head_out.bias"].clone()
+    gate_w[new.out_channels :], gate_b[new.out_channels :] = 0.0, 0.0  # outputs [f, g]: no gate on the sample
+    out["stem.weight"], out["head.weight"], out["head_out.weight"], out["head_out.bias"] = stem, head, gate_w, gate_b
     return out
 
 

@@ -12,6 +12,8 @@ from amodal.errors import InputError
 from amodal.models.segmenter import SegmenterConfig, config_from_dict
 
 SOURCES = ("generator", "synthetic")
+# The noise level of TrainConfig.infinite_share: far above any sampling schedule, finite so that x0 + sigma n stays a number.
+INFINITE_SIGMA = 1e8
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,10 @@ class TrainConfig:
     # 0.7 / 1.6; binary masks lose their information at lower noise (see docs/results.md).
     p_mean: float = 0.7
     p_std: float = 1.6
+    # Share of windows trained at (in effect) infinite noise, sigma = INFINITE_SIGMA, where
+    # the denoiser's inputs are the one-step regression's (see amodal.diffusion.binary_scalings)
+    # and its answer decides the hidden shape: a point mass added to the log-normal.
+    infinite_share: float = 0.0
     # Probability of dropping the whole condition (zeros), which trains the
     # unconditional branch used by classifier-free guidance. Diffusion only.
     cond_dropout: float = 0.1
@@ -109,6 +115,9 @@ class TrainConfig:
     # window draws its std uniformly in [0, cond_noise]): robustness to noisy
     # modal masks and depth from real estimators.
     cond_noise: float = 0.1
+    # Share of windows whose self-conditioning input is the model's own first estimate
+    # (no gradient through it) instead of zeros; only for models with self_condition.
+    self_condition_rate: float = 0.5
     # Extra loss weight on hidden pixels (amodal and not modal): they are a few
     # percent of the frame but the whole point of the task.
     hidden_weight: float = 0.0
@@ -139,7 +148,7 @@ class TrainConfig:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.validate_every < 0:
             raise InputError(f"validate_every must be >= 0, got {self.validate_every}")
-        for name in ("cond_dropout", "depth_dropout", "ema_decay", "lr_final_ratio"):
+        for name in ("cond_dropout", "depth_dropout", "ema_decay", "lr_final_ratio", "self_condition_rate", "infinite_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.lr <= 0 or self.p_std <= 0 or self.cond_noise < 0 or self.hidden_weight < 0:

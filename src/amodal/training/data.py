@@ -24,7 +24,7 @@ import torch
 from amodal.clip import Clip
 from amodal.errors import InputError
 from amodal.geometry import letterbox, to_model
-from amodal.training.config import DataConfig
+from amodal.training.config import DataConfig, TrainConfig
 
 
 @dataclass
@@ -335,3 +335,10 @@ def validation_windows(pool: WindowPool, config: DataConfig, num_frames: int) ->
         depth=torch.from_numpy(np.stack(depth)),
         has_depth=torch.tensor(has_depth),
     )
+
+
+def config_validation_windows(config: TrainConfig, cache_dir: str | Path | None, progress: bool = False) -> Batch:
+    """The fixed validation windows a training run of ``config`` validates on (its val split, native size)."""
+    m = config.model
+    pool = open_pool(config.data, "val", m.height, m.width, None if cache_dir is None else Path(cache_dir), progress)
+    return validation_windows(pool, config.data, m.num_frames)

@@ -30,7 +30,15 @@ import torch
 
 from amodal.errors import InputError
 from amodal.fsutil import atomic_path, write_json
-from amodal.models.segmenter import widen_condition, build_segmenter, load_segmenter_folder, load_state_strict, save_segmenter
+from amodal.models.segmenter import (
+    SegmenterConfig,
+    build_segmenter,
+    diffusion_from_regression,
+    load_segmenter_folder,
+    load_state_strict,
+    save_segmenter,
+    widen_condition,
+)
 from amodal.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from amodal.training.config import TrainConfig
 from amodal.training.data import Batch, WindowSampler, open_pool, validation_windows
@@ -45,6 +53,44 @@ class TrainResult:
     out_dir: Path
     step: int  # optimiser steps completed
     model_dir: Path | None  # exported EMA model folder (None when stopped early)
+
+
+def initial_state(path: str | Path, config: SegmenterConfig) -> dict[str, torch.Tensor]:
+    """Backbone weights of the model folder ``path`` as the start of a model of ``config``.
+
+    Allowed differences: added condition channels (new priors, self-conditioning),
+    which start at zero; and a regression twin as the start of a ``"logit"``
+    diffusion model (:func:`amodal.models.segmenter.diffusion_from_regression`).
+    """
+    start = load_segmenter_folder(path)
+    state, old, new = start.backbone.state_dict(), start.config.backbone, config.backbone
+    if start.config.objective == "regression" and config.objective == "diffusion":
+        if config.parameterization != "logit":
+            raise InputError(
+                f"init_from {path}: a regression twin can only start a diffusion model with "
+                "parameterization 'logit' (its output is a logit)"
+            )
+        try:
+            return diffusion_from_regression(state, old, new)
+        except InputError:
+            raise InputError(
+                f"init_from {path}: its backbone config differs from this run's model.backbone "
+                "(only added condition channels are allowed)"
+            ) from None
+    if start.config.objective != config.objective or start.config.parameterization != config.parameterization:
+        raise InputError(
+            f"init_from {path}: a {start.config.objective} ({start.config.parameterization}) model cannot start a "
+            f"{config.objective} ({config.parameterization}) one"
+        )
+    if old == new:
+        return state
+    try:  # only added condition channels (new priors) are allowed; they start at zero
+        return widen_condition(state, old, new)
+    except InputError:
+        raise InputError(
+            f"init_from {path}: its backbone config differs from this run's model.backbone "
+            "(only added condition channels are allowed)"
+        ) from None
 
 
 def learning_rate_factor(step: int, config: TrainConfig) -> float:
@@ -173,17 +219,7 @@ def train_segmentation(
 
     model = build_segmenter(mcfg)
     if config.init_from:
-        start = load_segmenter_folder(config.init_from)
-        state, old = start.backbone.state_dict(), start.config.backbone
-        if old != mcfg.backbone:  # only added condition channels (new priors) are allowed; they start at zero
-            try:
-                state = widen_condition(state, old, mcfg.backbone)
-            except InputError:
-                raise InputError(
-                    f"init_from {config.init_from}: its backbone config differs from this run's model.backbone "
-                    "(only added condition channels are allowed)"
-                ) from None
-        load_state_strict(model.backbone, state, config.init_from)
+        load_state_strict(model.backbone, initial_state(config.init_from, mcfg), config.init_from)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, config))
     ema = EMA(model.backbone, config.ema_decay)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from amodal.diffusion import append_dims, sample_training_sigmas
 from amodal.diffusion.loss import loss_weight
 from amodal.models.segmenter import build_condition
-from amodal.training.config import TrainConfig
+from amodal.training.config import INFINITE_SIGMA, TrainConfig
 from amodal.training.data import Batch
 
 
@@ -46,22 +46,43 @@ def pixel_weights(batch: Batch, hidden_weight: float) -> torch.Tensor:
 
 
 def diffusion_loss(model, batch: Batch, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
-    """Mean EDM loss of one batch: log-normal sigma, v-prediction weighting, condition dropout.
+    """Mean diffusion loss of one batch: log-normal sigma, condition dropout, optional self-conditioning.
 
-    ``model(x, sigma, cond) -> D`` is the (possibly wrapped) :class:`DiffusionSegmenter`.
+    A share ``config.infinite_share`` of the windows is trained at ``INFINITE_SIGMA`` instead.
+
+    ``model(x, sigma, cond, self_cond, logits=...)`` is the (possibly wrapped)
+    :class:`DiffusionSegmenter`. The ``"vpred"`` parameterisation is trained with
+    the EDM-weighted squared error of the denoised estimate, ``"logit"`` with the
+    binary cross-entropy of its logits against the amodal mask. With
+    self-conditioning, a share ``config.self_condition_rate`` of the windows
+    first get the model's estimate without it (no gradient) as their
+    ``self_cond`` input, the rest zeros: what the sampler gives the first step.
     Returns a scalar tensor.
     """
     device = next(model.parameters()).device
+    mcfg = config.model
     cond = augment_condition(batch, config, generator, drop_condition=True)
     x0 = batch.amodal[:, :, None] * 2.0 - 1.0  # (B, T, 1, H, W) in {-1, 1}
     sigma = sample_training_sigmas(x0.shape[0], config.p_mean, config.p_std, generator=generator)
+    if config.infinite_share > 0:
+        sigma = torch.where(torch.rand(x0.shape[0], generator=generator) < config.infinite_share, INFINITE_SIGMA, sigma)
     noise = torch.randn(x0.shape, generator=generator)
     weights = pixel_weights(batch, config.hidden_weight)
     x0, sigma, noise, cond, weights = (t.to(device) for t in (x0, sigma, noise, cond, weights))
-    sigma_b = append_dims(sigma, x0.ndim)
-    denoised = model(x0 + sigma_b * noise, sigma, cond)
-    sigma_data = config.model.sigma_data
-    loss = append_dims(loss_weight(sigma, sigma_data), x0.ndim) * (denoised.float() - x0) ** 2
+    x = x0 + append_dims(sigma, x0.ndim) * noise
+    self_cond = None
+    if mcfg.self_condition:
+        chosen = torch.nonzero(torch.rand(x0.shape[0], generator=generator) < config.self_condition_rate)[:, 0].to(device)
+        self_cond = torch.zeros_like(x)
+        if chosen.numel():
+            with torch.no_grad():
+                self_cond[chosen] = model(x[chosen], sigma[chosen], cond[chosen]).float().detach()
+    if mcfg.parameterization == "logit":
+        logits = model(x, sigma, cond, self_cond, logits=True).float()
+        loss = F.binary_cross_entropy_with_logits(logits, batch.amodal[:, :, None].to(device), reduction="none")
+    else:
+        denoised = model(x, sigma, cond, self_cond)
+        loss = append_dims(loss_weight(sigma, mcfg.sigma_data), x0.ndim) * (denoised.float() - x0) ** 2
     return (loss * weights).mean()
 
 
