@@ -463,7 +463,7 @@ def diffusion_from_regression(state: dict[str, torch.Tensor], old: LiteConfig, n
     training goes on to every noise level. Condition channels the new config
     adds (self-conditioning) start at zero, as in :func:`widen_condition`.
     """
-    out = widen_condition(state, old, new) if new.cond_channels != old.cond_channels else dict(state)
+    out = widen_condition(state, old, new)
     sample = new.in_channels
     stem = out["stem.weight"].clone()
     stem[:, : sample * new.patch**2] = 0.0  # pixel-unshuffle puts input channel c at columns c*p^2 ... (c+1)*p^2 - 1

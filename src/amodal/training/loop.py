@@ -63,29 +63,23 @@ def initial_state(path: str | Path, config: SegmenterConfig) -> dict[str, torch.
     diffusion model (:func:`amodal.models.segmenter.diffusion_from_regression`).
     """
     start = load_segmenter_folder(path)
-    state, old, new = start.backbone.state_dict(), start.config.backbone, config.backbone
-    if start.config.objective == "regression" and config.objective == "diffusion":
+    old = start.config
+    if old.objective == "regression" and config.objective == "diffusion":
         if config.parameterization != "logit":
             raise InputError(
                 f"init_from {path}: a regression twin can only start a diffusion model with "
                 "parameterization 'logit' (its output is a logit)"
             )
-        try:
-            return diffusion_from_regression(state, old, new)
-        except InputError:
-            raise InputError(
-                f"init_from {path}: its backbone config differs from this run's model.backbone "
-                "(only added condition channels are allowed)"
-            ) from None
-    if start.config.objective != config.objective or start.config.parameterization != config.parameterization:
+        adapt = diffusion_from_regression
+    elif (old.objective, old.parameterization) != (config.objective, config.parameterization):
         raise InputError(
-            f"init_from {path}: a {start.config.objective} ({start.config.parameterization}) model cannot start a "
+            f"init_from {path}: a {old.objective} ({old.parameterization}) model cannot start a "
             f"{config.objective} ({config.parameterization}) one"
         )
-    if old == new:
-        return state
-    try:  # only added condition channels (new priors) are allowed; they start at zero
-        return widen_condition(state, old, new)
+    else:
+        adapt = widen_condition  # no added channels: the weights as they are
+    try:
+        return adapt(start.backbone.state_dict(), old.backbone, config.backbone)
     except InputError:
         raise InputError(
             f"init_from {path}: its backbone config differs from this run's model.backbone "
