@@ -1,4 +1,4 @@
-"""Speed of the SAIL-VOS metric: amodal.metrics against a plain per-frame implementation of the same protocol.
+"""Speed of the SAIL-VOS metric: amodal.evaluation.metrics against a plain per-frame implementation of the same protocol.
 
     python benchmarks/bench_metrics.py                 # the 8 reference clips of the shared fixture, 3 rounds
     python benchmarks/bench_metrics.py --rounds 5
@@ -13,7 +13,7 @@ implementation; the best round counts.
 
 The library path is the one ``amodal eval --predictions`` runs: ground truth
 decoded only around the objects, predictions checked and decoded, then
-:func:`amodal.metrics.sailvos_frame_scores`.
+:func:`amodal.evaluation.metrics.sailvos_frame_scores`.
 
 Prints one JSON object: seconds per clip of each, their ratio, and the
 metrics each gives (the plain one's Pillow resize rounds differently from the
@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from amodal import metrics
-from amodal.datasets.sailvos import SailvosIndex
+from amodal.evaluation import metrics
+from amodal.data.datasets.sailvos import SailvosIndex
 from amodal.evaluation.reference_formats import predicted_masks
 from amodal.evaluation.scoring import score_masks
 

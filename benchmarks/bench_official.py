@@ -5,7 +5,7 @@
     python benchmarks/bench_official.py quirk                           # parity and quirk effect on the test vectors
 
 ``step`` builds the Stable Video Diffusion 1.1 U-Net (with the official 12
-input channels) from :class:`amodal.official.svd.UNetConfig`'s defaults, fills
+input channels) from :class:`amodal.backbones.svd.UNetConfig`'s defaults, fills
 it with random weights (no download; speed does not depend on the values),
 and times one forward pass of one 25-frame video at the given pixel size
 (latents are 8 times smaller) after one untimed warm-up pass (``--no-warmup``
@@ -49,8 +49,8 @@ def peak_rss_gib() -> float:
 def bench_step(height: int, width: int, frames: int, steps: int, warmup: bool = True) -> dict:
     from accelerate import init_empty_weights
 
-    from amodal.official import adapter
-    from amodal.official.svd import SVDBackbone, UNetConfig, build_unet
+    from amodal.checkpoints.official import adapter
+    from amodal.backbones.svd import SVDBackbone, UNetConfig, build_unet
 
     config = UNetConfig()
     start = time.perf_counter()
@@ -109,8 +109,8 @@ def binarise(frames: np.ndarray) -> np.ndarray:
 
 
 def bench_quirk() -> dict:
-    from amodal.official import GenerationConfig
-    from amodal.official.model import load_official_model
+    from amodal.checkpoints.official.config import GenerationConfig
+    from amodal.checkpoints.official.model import load_official_model
 
     shared = Path(os.environ.get("AMODAL_SHARED", REPO.parent / "shared"))
     fixture = Path(os.environ.get("AMODAL_OFFICIAL_FIXTURE", shared / "fixtures" / "official_tiny"))

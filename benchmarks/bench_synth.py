@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from amodal.synth import SynthConfig, SynthSplit, generate_clip, write_split
+from amodal.data.synth import SynthConfig, SynthSplit, generate_clip, write_split
 
 
 def main() -> None:

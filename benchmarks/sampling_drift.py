@@ -45,7 +45,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from amodal.models.registry import load_segmenter
+    from amodal.checkpoints.registry import load_segmenter
     from amodal.training.config import TrainConfig
     from amodal.training.data import config_validation_windows
     from amodal.training.loop import validation_scores

@@ -48,7 +48,7 @@ def timed(method):
 
 def model_method(model: str, steps: int, samples: int, use_depth: bool, seed: int, guidance: float = 1.5, vote: bool = False):
     from amodal.evaluation.methods import pipeline_method
-    from amodal.pipeline.segmentation import AmodalSegmentationPipeline, SegmentationConfig
+    from amodal.segmentation.pipeline import AmodalSegmentationPipeline, SegmentationConfig
 
     config = SegmentationConfig(
         steps=steps, guidance=guidance, samples=samples, seed=seed, use_depth=use_depth, progress=False

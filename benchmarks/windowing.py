@@ -33,10 +33,10 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write the table here as JSON")
     args = parser.parse_args()
 
-    from amodal.demo import score
-    from amodal.pipeline import AmodalSegmentationPipeline, SegmentationConfig
-    from amodal.synth import SynthConfig, generate_clip
-    from amodal.synth.dataset import video_seed
+    from amodal.apps.demo import score
+    from amodal.segmentation.pipeline import AmodalSegmentationPipeline, SegmentationConfig
+    from amodal.data.synth import SynthConfig, generate_clip
+    from amodal.data.synth.dataset import video_seed
 
     clips = [
         generate_clip(SynthConfig().replace(num_frames=args.frames), video_seed(args.seed, "long", i))

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from test_datasets import tiny_scene
 
-from amodal import Clip, baselines, metrics
+from amodal import Clip
+from amodal.evaluation import metrics
+from amodal.segmentation import baselines
 from amodal.errors import InputError
 from amodal.evaluation import methods as registry
 from amodal.evaluation.methods import (
@@ -17,7 +19,6 @@ from amodal.evaluation.methods import (
     get_method,
     method_names,
     pipeline_method,
-    register_folder_loader,
     register_method,
 )
 
@@ -132,29 +133,22 @@ def test_registry_builds_the_baselines():
         prediction = get_method(name)(clip)
         assert isinstance(prediction, Prediction)
         assert prediction.samples.shape == (1, 2, 4, 48, 64) and prediction.samples.dtype == bool
-    with pytest.raises(InputError, match="unknown method 'nope'; choose one of modal, convex, temporal"):
+    with pytest.raises(InputError, match="unknown method 'nope'; choose one of modal, convex, temporal, default, default-regression"):
         get_method("nope")
 
 
-def test_model_folders_need_a_registered_loader(tmp_path, monkeypatch):
-    monkeypatch.setattr(registry, "_FOLDER_LOADERS", [])  # registrations stay local to this test
-    with pytest.raises(InputError, match="no installed model loader reads this folder"):
+def test_model_folders_are_recognised_by_the_checkpoint_registry(tmp_path):
+    from amodal.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="not a model folder"):
         get_method(str(tmp_path))
-    marker = tmp_path / "model.marker"
-    marker.write_text("x")
-
-    def loader(folder, options):
-        if not (folder / "model.marker").is_file():
-            return None
-        return lambda clip: Prediction(np.repeat(clip.modal_masks[None], options.samples, axis=0))
-
-    register_folder_loader(loader)
-    out = get_method(str(tmp_path), MethodOptions(samples=3))(_clip(tiny_scene(2)))
-    assert out.samples.shape[0] == 3
+    with pytest.raises(InputError, match="unknown method"):
+        get_method(str(tmp_path / "missing"))
+    assert {"default", "default-regression"} <= set(method_names())
 
 
 def test_pipeline_method_crops_the_border_and_keeps_samples(monkeypatch):
-    monkeypatch.setattr(registry, "_FACTORIES", dict(registry._FACTORIES))  # registrations stay local to this test
+    monkeypatch.setattr(registry, "_ADDED", dict(registry._ADDED))  # registrations stay local to this test
     clip = _clip(tiny_scene(3))
     k, t, h, w = clip.modal_masks.shape
 

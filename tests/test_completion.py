@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 
 from amodal.clip import Clip
-from amodal.completion import CompletionConfig, complete_clip, windows
+from amodal.completion.pipeline import CompletionConfig, complete_clip, windows
 from amodal.errors import InputError
-from amodal.io.frames import frame_names
-from amodal.io.masks import read_mask_folder
+from amodal.data.io.frames import frame_names
+from amodal.data.io.masks import read_mask_folder
 
 from tiny import run_cli
 
@@ -109,7 +109,8 @@ def copy_frames(source: Path, target: Path, count: int) -> None:
 @pytest.fixture(scope="module")
 def real_clip(real_clips_dir, fixture_dir, tmp_path_factory):
     """The first window of birdcage with stage-1 amodal masks from the tiny checkpoint."""
-    from amodal.official import GenerationConfig, load_segmenter
+    from amodal.checkpoints.official.config import GenerationConfig
+    from amodal.segmentation.official import load_segmenter
 
     root = tmp_path_factory.mktemp("birdcage")
     copy_frames(real_clips_dir / "birdcage" / "rgbs", root / "rgbs", NUM_FRAMES)

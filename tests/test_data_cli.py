@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 import amodal.cli
-from amodal.io.rle import decode
-from amodal.synth import SynthConfig, SynthSplit, generate_clip, video_seed, write_split
-from amodal.synth import dataset
+from amodal.data.io.rle import decode
+from amodal.data.synth import SynthConfig, SynthSplit, generate_clip, video_seed, write_split
+from amodal.data.synth import dataset
 
 TINY = {"height": 32, "width": 48, "num_frames": 5, "num_objects": [2, 3]}
 REQUIRED = {

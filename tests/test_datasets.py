@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from amodal import Clip
-from amodal.datasets import index_dataset, open_dataset
-from amodal.datasets.base import RleStack, decode_rles
-from amodal.datasets.windows import plan_windows, split_item
+from amodal.data.datasets import index_dataset, open_dataset
+from amodal.data.datasets.base import RleStack, decode_rles
+from amodal.data.datasets.windows import plan_windows, split_item
 from amodal.errors import InputError
-from amodal.io import rle
+from amodal.data.io import rle
 
 H, W = 48, 64  # frame size of the tiny synthetic split
 BACKGROUND_MM, BAR_MM, SQUARE_MM = 5000, 1000, 2000  # z-depth of background, occluding bar, moving square

@@ -18,7 +18,7 @@ from test_datasets import H, W, tiny_scene, write_movi_video, write_synthetic_sp
 from amodal import cli
 from amodal.evaluation import methods as registry
 from amodal.evaluation.methods import Prediction, register_method
-from amodal.io import rle
+from amodal.data.io import rle
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -235,7 +235,7 @@ def test_windows_score_every_frame_once(amodal, tmp_path):
 
 
 def test_top_k_picks_the_best_sample_per_object(amodal, tmp_path, monkeypatch):
-    monkeypatch.setattr(registry, "_FACTORIES", dict(registry._FACTORIES))
+    monkeypatch.setattr(registry, "_ADDED", dict(registry._ADDED))
 
     def hypotheses(options):
         def method(clip):

@@ -9,10 +9,10 @@ from PIL import Image
 
 from amodal import Clip
 from amodal.errors import InputError
-from amodal.io.frames import iter_frames, natural_key, probe_frames, read_frames
-from amodal.io.loader import load_clip, read_depth
-from amodal.io.masks import match_to_frames, read_mask_folder, read_rle_json
-from amodal.io.overlay import (
+from amodal.data.io.frames import iter_frames, natural_key, probe_frames, read_frames
+from amodal.data.io.loader import load_clip, read_depth
+from amodal.data.io.masks import match_to_frames, read_mask_folder, read_rle_json
+from amodal.viz.overlay import (
     OBJECT_COLORS,
     OverlayConfig,
     boundary,
@@ -23,8 +23,8 @@ from amodal.io.overlay import (
     render_overlay_video,
     side_by_side,
 )
-from amodal.io.video import write_video
-from amodal.io.writers import write_animation, write_frame_pngs, write_gif, write_mask_pngs, write_rle_json
+from amodal.data.io.video import write_video
+from amodal.data.io.writers import write_animation, write_frame_pngs, write_gif, write_mask_pngs, write_rle_json
 
 H, W, T = 24, 32, 4
 
@@ -234,7 +234,7 @@ def test_sailvos_list_format_picks_the_video_of_the_frames_folder(tmp_path):
     def clip_entry(video, obj_id, shift):
         modal = box_masks(left=2 + shift)
         amodal = box_masks(left=shift, size=12)
-        from amodal.io.rle import encode
+        from amodal.data.io.rle import encode
 
         return {
             "obj_id": obj_id,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from amodal.models.lite import LiteConfig, LiteUNet, sinusoidal_embedding
+from amodal.backbones.lite import LiteConfig, LiteUNet, sinusoidal_embedding
 
 from tiny import TINY_BACKBONE, randomize
 

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from amodal import metrics
-from amodal.datasets import index_dataset
+from amodal.evaluation import metrics
+from amodal.data.datasets import index_dataset
 from amodal.errors import InputError
 from amodal.evaluation.reference_formats import predicted_boxes, predicted_masks, read_predictions
 from amodal.evaluation.scoring import score_boxes, score_masks, summarize

@@ -17,9 +17,12 @@ import pytest
 import torch
 
 from amodal.errors import CheckpointError, InputError
-from amodal.models import AmodalSegmenter
-from amodal.official import GenerationConfig, RuntimeConfig, adapter, load_segmenter, save_converted
-from amodal.official.model import OfficialModel, load_official_model
+from amodal.segmentation.protocol import AmodalSegmenter
+from amodal.checkpoints.official import adapter
+from amodal.checkpoints.official.config import GenerationConfig, RuntimeConfig
+from amodal.checkpoints.official.model import save_converted
+from amodal.segmentation.official import load_segmenter
+from amodal.checkpoints.official.model import OfficialModel, load_official_model
 
 from tiny import run_cli
 

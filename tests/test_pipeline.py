@@ -8,8 +8,8 @@ import torch
 
 from amodal import Clip
 from amodal.errors import InputError
-from amodal.geometry import letterbox, window_starts
-from amodal.pipeline import AmodalSegmentationPipeline, SegmentationConfig
+from amodal.data.geometry import letterbox, window_starts
+from amodal.segmentation.pipeline import AmodalSegmentationPipeline, SegmentationConfig
 
 
 class FakeSegmenter:

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from amodal.errors import InputError
-from amodal.models.priors import PRIORS, convex_prior, prior_masks, temporal_prior
-from amodal.models.segmenter import SegmenterConfig, build_condition, build_segmenter, widen_condition
+from amodal.segmentation.priors import PRIORS, convex_prior, prior_masks, temporal_prior
+from amodal.checkpoints.surgery import widen_condition
+from amodal.segmentation.model import SegmenterConfig, build_condition, build_segmenter
 
 from tiny import TINY_BACKBONE as BACKBONE
 

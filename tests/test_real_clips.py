@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from amodal.io.frames import probe_frames
-from amodal.io.loader import load_clip
-from amodal.io.masks import read_rle_json
-from amodal.io.overlay import render_overlay_video
+from amodal.data.io.frames import probe_frames
+from amodal.data.io.loader import load_clip
+from amodal.data.io.masks import read_rle_json
+from amodal.viz.overlay import render_overlay_video
 
 CLIPS = ("birdcage", "giraffe", "horse")
 

@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from amodal.cli import main
-from amodal.io import rle as rle_codec
-from amodal.io.frames import probe_frames
-from amodal.models.segmenter import SegmenterConfig, build_segmenter
+from amodal.data.io import rle as rle_codec
+from amodal.data.io.frames import probe_frames
+from amodal.segmentation.model import SegmenterConfig, build_segmenter
 
 from tiny import TINY_BACKBONE
 

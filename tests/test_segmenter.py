@@ -8,15 +8,15 @@ import torch
 
 from amodal.diffusion import SAMPLERS
 from amodal.errors import CheckpointError, InputError
-from amodal.models import AmodalSegmenter
-from amodal.models.registry import load_segmenter
-from amodal.models.segmenter import (
+from amodal.segmentation.protocol import AmodalSegmenter
+from amodal.checkpoints.registry import load_segmenter
+from amodal.checkpoints.surgery import diffusion_from_regression
+from amodal.segmentation.model import (
     DiffusionSegmenter,
     RegressionSegmenter,
     SegmenterConfig,
     build_condition,
     build_segmenter,
-    diffusion_from_regression,
     load_segmenter_folder,
     null_condition,
 )

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from amodal import Clip, InputError
-from amodal.io.rle import decode
-from amodal.synth import CATEGORIES, SynthConfig, generate_clip
-from amodal.synth.dataset import clip_annotations, depth_to_png, visibility_histogram
-from amodal.synth.render import camera_rays, render_background, render_scene
-from amodal.synth.scene import Camera, Material, Scene, SceneObject, plan_scene
-from amodal.synth.shapes import bounding_radius, make_shape, sdf, support
+from amodal.data.io.rle import decode
+from amodal.data.synth import CATEGORIES, SynthConfig, generate_clip
+from amodal.data.synth.dataset import clip_annotations, depth_to_png, visibility_histogram
+from amodal.data.synth.render import camera_rays, render_background, render_scene
+from amodal.data.synth.scene import Camera, Material, Scene, SceneObject, plan_scene
+from amodal.data.synth.shapes import bounding_radius, make_shape, sdf, support
 
 TINY = SynthConfig(height=32, width=64, num_frames=6)
 

@@ -8,7 +8,7 @@ import torch
 
 from amodal.cli import main
 from amodal.errors import InputError
-from amodal.models.registry import load_segmenter
+from amodal.checkpoints.registry import load_segmenter
 from amodal.training import TrainConfig, export_checkpoint, train_segmentation
 from amodal.training.checkpoint import list_checkpoints
 from amodal.training.data import WindowSampler, normalize_window_depth, open_pool
@@ -273,7 +273,7 @@ def test_a_regression_twin_starts_a_self_conditioned_logit_diffusion_model(tiny_
 
 def test_infinite_share_trains_at_the_regression_inputs(tiny_world):
     """With every window at infinite noise the loss no longer depends on the noise drawn: the input is gone."""
-    from amodal.models.segmenter import build_segmenter
+    from amodal.segmentation.model import build_segmenter
     from amodal.training.objective import diffusion_loss
 
     values = tiny_config(tiny_world, model={**LOGIT_SELF_CONDITIONED, "self_condition": False, "backbone": {**LOGIT_SELF_CONDITIONED["backbone"], "cond_channels": 3}})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from amodal.models.lite import LiteConfig
+from amodal.backbones.lite import LiteConfig
 
 # Two levels of 8 and 16 channels, attention in time from the first level: the smallest lite
 # backbone that still exercises every block.

@@ -13,7 +13,7 @@ Layout, stated once for the whole library (NumPy, at I/O and evaluation level):
   pixels outside its amodal mask are white (255), as the completion stage expects.
 
 Inside the models, video tensors are ``(B, T, C, H, W)`` float (see
-``amodal.models``); conversion happens only at that boundary.
+``amodal.backbones``); conversion happens only at that boundary.
 """
 
 from __future__ import annotations

@@ -37,8 +37,8 @@ def _bench(args) -> int:
     import torch
 
     from amodal.errors import InputError
-    from amodal.fsutil import write_json
-    from amodal.models.bench import benchmark
+    from amodal.util.fs import write_json
+    from amodal.apps.bench import benchmark
 
     if args.video_frames is not None:
         return _bench_video_memory(args)
@@ -66,8 +66,8 @@ def _bench(args) -> int:
 
 def _bench_video_memory(args) -> int:
     from amodal.errors import InputError
-    from amodal.fsutil import write_json
-    from amodal.stream_bench import measure_stream_memory
+    from amodal.util.fs import write_json
+    from amodal.apps.stream_bench import measure_stream_memory
 
     if any(n < 1 for n in args.video_frames):
         raise InputError("every --video-frames value must be >= 1")

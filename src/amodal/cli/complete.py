@@ -42,8 +42,8 @@ def register(subparsers) -> None:
 
 
 def _complete(args) -> int:
-    from amodal.completion import CompleteCommand, CompletionConfig, run_complete
-    from amodal.official import GenerationConfig
+    from amodal.completion.pipeline import CompleteCommand, CompletionConfig, run_complete
+    from amodal.checkpoints.official.config import GenerationConfig
 
     generation = GenerationConfig(
         steps=args.steps,

@@ -29,7 +29,7 @@ def register(subparsers) -> None:
 
 
 def _official(args) -> int:
-    from amodal.official import save_converted
+    from amodal.checkpoints.official.model import save_converted
 
     out = save_converted(args.path, args.out, dtype=args.dtype)
     print(f"wrote {out}")

@@ -44,8 +44,8 @@ def register(subparsers) -> None:
 
 def run_synth(args) -> int:
     from amodal.errors import InputError
-    from amodal.synth import DEFAULT_SPLITS, SynthConfig, SynthSplit, write_split
-    from amodal.synth.dataset import format_summary
+    from amodal.data.synth import DEFAULT_SPLITS, SynthConfig, SynthSplit, write_split
+    from amodal.data.synth.dataset import format_summary
 
     videos, seed, config = (getattr(args, name, None) for name in ("videos", "seed", "config"))
     defaults = DEFAULT_SPLITS.get(args.split)

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from amodal.demo import DemoConfig, format_table, run_demo
+    from amodal.apps.demo import DemoConfig, format_table, run_demo
 
     summary = run_demo(
         DemoConfig(out=args.out, model=args.model, steps=args.steps, samples=args.samples, seed=args.seed,

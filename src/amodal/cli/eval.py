@@ -25,7 +25,7 @@ EXAMPLE = """\
 
 def register(subparsers) -> None:
     from amodal.cli import add_command
-    from amodal.datasets import DATASET_KINDS
+    from amodal.data.datasets import DATASET_KINDS
 
     parser = add_command(
         subparsers,

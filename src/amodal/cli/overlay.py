@@ -52,7 +52,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from amodal.io.overlay import OverlayConfig, render_overlay_files
+    from amodal.viz.overlay import OverlayConfig, render_overlay_files
 
     config = OverlayConfig(
         out=args.out,

@@ -46,9 +46,9 @@ def run(args) -> int:
     from pathlib import Path
 
     from amodal.errors import InputError
-    from amodal.pipeline.segmentation import SegmentationConfig
-    from amodal.segment import SegmentRunConfig
-    from amodal.two_stage import TwoStageConfig, run_two_stage
+    from amodal.segmentation.pipeline import SegmentationConfig
+    from amodal.apps.segment import SegmentRunConfig
+    from amodal.apps.run import TwoStageConfig, run_two_stage
 
     if (args.height is None) != (args.width is None):
         raise InputError("give both --height and --width, or neither")

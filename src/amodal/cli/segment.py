@@ -59,8 +59,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from amodal.pipeline.segmentation import SegmentationConfig
-    from amodal.segment import SegmentRunConfig, segment_video
+    from amodal.segmentation.pipeline import SegmentationConfig
+    from amodal.apps.segment import SegmentRunConfig, segment_video
 
     config = SegmentRunConfig(
         frames=args.frames or args.video,

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from amodal.errors import CheckpointError, InputError
-from amodal.fsutil import atomic_dir
+from amodal.util.fs import atomic_dir
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -245,7 +245,7 @@ def _read_pth(path: Path) -> dict[str, torch.Tensor]:
 def _read_transformers_dir(path: Path) -> tuple[object, dict[str, torch.Tensor]]:
     from transformers import DepthAnythingConfig
 
-    from amodal.official.adapter import read_safetensors
+    from amodal.checkpoints.safetensors import read_safetensors
 
     config_file = path / "config.json"
     if not config_file.is_file():
@@ -360,7 +360,7 @@ def load_depth_model(
         CheckpointError: missing, unexpected or mis-shaped weights (listed).
         InputError: a missing path or an unavailable device.
     """
-    from amodal.official.config import RuntimeConfig
+    from amodal.checkpoints.official.config import RuntimeConfig
 
     torch_device, torch_dtype = RuntimeConfig(device=device, dtype=dtype).resolve()
     path = Path(path)
@@ -377,7 +377,6 @@ def convert_depth_checkpoint(pth: str | Path, out: str | Path, *, config: str | 
     """
     from safetensors.torch import save_file
 
-    from amodal.official.model import readable_by_all
 
     pth, out = Path(pth), Path(out)
     if pth.is_dir():
@@ -388,7 +387,6 @@ def convert_depth_checkpoint(pth: str | Path, out: str | Path, *, config: str | 
         state = {k: v.contiguous() for k, v in network.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         network.config.to_json_file(str(tmp / "config.json"))
-        readable_by_all(tmp)
     return out
 
 

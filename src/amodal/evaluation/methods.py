@@ -5,21 +5,13 @@ one sample; diffusion methods return ``S`` hypotheses, of which evaluation
 scores sample 0 as Top-1 and the best of the first ``k`` per (video, object)
 as Top-k, as in the paper.
 
-The registry maps names to factories ``MethodOptions -> Method``. The
-baselines (``modal``, ``convex``, ``temporal``) are registered here. Learned
-models enter through the same door, without this module knowing about them:
-
-- :func:`register_method` adds a name (``"default"``,
-  ``"default-regression"``): its factory builds the model and wraps its
-  pipeline with :func:`pipeline_method`, e.g.::
-
-      register_method("default", lambda options: pipeline_method(
-          AmodalSegmentationPipeline.from_pretrained(
-              "default", SegmentationConfig(samples=options.samples, seed=options.seed))))
-
-- :func:`register_folder_loader` adds a function that recognises a model
-  folder and returns a method for it (or ``None`` when the folder is not
-  its kind), so that ``get_method("path/to/model")`` works.
+The registry is explicit: the baselines (``modal``, ``convex``, ``temporal``)
+are listed here, and every other name goes to the checkpoint registry
+(:func:`amodal.checkpoints.registry.detect_format`), which knows the bundled
+stage-1 models and tells a model folder from anything else; a model becomes a
+method through :func:`model_method`. :func:`register_method` adds a name for
+the current process (benchmarks wrap their own pipelines with it); nothing is
+registered as a side effect of an import.
 """
 
 from __future__ import annotations
@@ -30,9 +22,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from amodal import baselines
 from amodal.clip import Clip
 from amodal.errors import InputError
+from amodal.segmentation import baselines
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,47 +68,60 @@ class MethodOptions:
 
 
 MethodFactory = Callable[[MethodOptions], Method]
-FolderLoader = Callable[[Path, MethodOptions], Optional[Method]]
 
-_FACTORIES: dict[str, MethodFactory] = {}
-_FOLDER_LOADERS: list[FolderLoader] = []
+BASELINES: dict[str, Callable[[Clip], np.ndarray]] = {
+    "modal": baselines.modal_baseline,  # no completion: the visible mask
+    "convex": baselines.convex_baseline,  # convex hull of each frame's visible mask
+    "temporal": baselines.temporal_baseline,  # motion-compensated union of neighbouring frames
+}
+_ADDED: dict[str, MethodFactory] = {}  # names added with register_method in this process
 
 
 def register_method(name: str, factory: MethodFactory) -> None:
-    """Make ``get_method(name)`` build a method with ``factory(options)`` (replaces an earlier entry)."""
-    _FACTORIES[name] = factory
-
-
-def register_folder_loader(loader: FolderLoader) -> None:
-    """Let ``get_method(folder)`` try ``loader(folder, options)``; it returns ``None`` for folders it does not read."""
-    _FOLDER_LOADERS.append(loader)
+    """Make ``get_method(name)`` build a method with ``factory(options)`` in this process (replaces an earlier entry)."""
+    _ADDED[name] = factory
 
 
 def method_names() -> tuple[str, ...]:
-    """Names :func:`get_method` knows, in registration order."""
-    return tuple(_FACTORIES)
+    """The names :func:`get_method` knows: the baselines, the bundled stage-1 models, then added names."""
+    from amodal.checkpoints.registry import bundled_names
+
+    return tuple(BASELINES) + bundled_names("segmentation") + tuple(n for n in _ADDED if n not in BASELINES)
 
 
 def get_method(name_or_path: str, options: MethodOptions = MethodOptions()) -> Method:
-    """The method registered as ``name_or_path``, or the model in that folder.
+    """The method ``name_or_path``: a baseline, an added name, a bundled model, or the model in that folder.
 
-    Raises ``InputError`` listing the known names when neither matches.
+    Raises ``InputError`` listing the known names when none matches, and
+    ``CheckpointError`` for a folder that is not a stage-1 model.
     """
-    import amodal.pipeline.methods  # noqa: F401  registers the learned models (imports torch, so only here)
+    from amodal.checkpoints.registry import detect_format, resolve
 
-    if name_or_path in _FACTORIES:
-        return _FACTORIES[name_or_path](options)
-    path = Path(name_or_path)
-    if path.is_dir():
-        for loader in _FOLDER_LOADERS:
-            method = loader(path, options)
-            if method is not None:
-                return method
+    if name_or_path in _ADDED:
+        return _ADDED[name_or_path](options)
+    if name_or_path in BASELINES:
+        return masks_method(BASELINES[name_or_path])
+    if detect_format(name_or_path) is None and not Path(name_or_path).exists():
         raise InputError(
-            f"{path}: no installed model loader reads this folder; pass a model folder saved by amodal "
-            f"or one of the methods {', '.join(_FACTORIES)}"
+            f"unknown method {name_or_path!r}; choose one of {', '.join(method_names())} or pass a model folder"
         )
-    raise InputError(f"unknown method {name_or_path!r}; choose one of {', '.join(_FACTORIES)} or pass a model folder")
+    resolve(name_or_path, "segmentation", flag="--method")  # a folder that is no stage-1 model: say so now
+    return model_method(name_or_path, options)
+
+
+def model_method(name_or_path: str, options: MethodOptions) -> Method:
+    """An evaluation method running the stage-1 model ``name_or_path`` through the segmentation pipeline."""
+    from amodal.segmentation.pipeline import AmodalSegmentationPipeline, SegmentationConfig
+
+    config = SegmentationConfig(
+        steps=options.steps,
+        guidance=options.guidance,
+        samples=options.samples,
+        seed=options.seed,
+        use_depth=options.use_depth,
+        progress=False,
+    )
+    return pipeline_method(AmodalSegmentationPipeline.from_pretrained(name_or_path, config))
 
 
 def masks_method(fn: Callable[[Clip], np.ndarray]) -> Method:
@@ -130,7 +135,7 @@ def masks_method(fn: Callable[[Clip], np.ndarray]) -> Method:
 
 
 def pipeline_method(pipeline: Callable) -> Method:
-    """A method from a segmentation pipeline such as :class:`amodal.pipeline.segmentation.AmodalSegmentationPipeline`.
+    """A method from a segmentation pipeline such as :class:`amodal.segmentation.pipeline.AmodalSegmentationPipeline`.
 
     ``pipeline(clip, return_samples=True)`` must return an object with
     ``samples`` (``(S, K, T, H', W') bool`` or ``None``), ``amodal_masks``
@@ -148,7 +153,3 @@ def pipeline_method(pipeline: Callable) -> Method:
 
     return method
 
-
-register_method("modal", lambda options: masks_method(baselines.modal_baseline))
-register_method("convex", lambda options: masks_method(baselines.convex_baseline))
-register_method("temporal", lambda options: masks_method(baselines.temporal_baseline))

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from amodal.datasets.base import Annotation, decode_rles, stack_objects
+from amodal.data.datasets.base import Annotation, decode_rles, stack_objects
 from amodal.errors import InputError
-from amodal.fsutil import load_json
+from amodal.util.fs import load_json
 
 MASK_FIELD = "diffvas_res_rle"  # the reference's key for a predicted amodal mask
 BOX_FIELD = "diffvas_res_bbox"  # the reference's key for a predicted amodal box
@@ -37,7 +37,7 @@ def prediction_key(kind: str, annotation: Annotation, obj: int, frame: int) -> s
 
 def mask_entries(kind: str, annotation: Annotation, masks: np.ndarray, frames: range) -> dict:
     """Reference-format entries of predicted masks ``(K, T, H, W) bool`` for the frames ``frames``."""
-    from amodal.io import rle
+    from amodal.data.io import rle
 
     return {
         prediction_key(kind, annotation, k, f): {MASK_FIELD: rle.encode(masks[k, f])}

@@ -24,7 +24,7 @@ import numpy as np
 
 from amodal.evaluation.scoring import breakdown, protocol_of
 from amodal.evaluation.table import ID_COLUMNS
-from amodal.fsutil import atomic_path, write_json
+from amodal.util.fs import atomic_path, write_json
 
 _MAIN_KEYS = {
     "sailvos": ("miou", "miou_occ", "miou_occ_strict"),

@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from amodal.datasets import DATASET_KINDS, index_dataset
-from amodal.datasets.windows import split_item
+from amodal.data.datasets import DATASET_KINDS, index_dataset
+from amodal.data.datasets.windows import split_item
 from amodal.errors import InputError
 from amodal.evaluation import reference_formats as formats
 from amodal.evaluation.methods import MethodOptions, get_method
@@ -32,7 +32,7 @@ from amodal.evaluation.table import FrameTable
 class EvalConfig:
     """One evaluation run (``amodal eval``)."""
 
-    dataset: str  # dataset kind, one of amodal.datasets.DATASET_KINDS; picks the reader and the protocol
+    dataset: str  # dataset kind, one of amodal.data.datasets.DATASET_KINDS; picks the reader and the protocol
     out: Path  # folder for metrics.json, report.md, plots, frames.csv and predictions
     data: Path | None = None  # dataset folder: frames (and DIR/<split>/annotations.json unless annotations is given)
     split: str = "test"  # split folder inside data

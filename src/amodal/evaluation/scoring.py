@@ -1,6 +1,6 @@
 """Scoring predictions of one clip into frame-table rows, and frame tables into reported numbers.
 
-Each dataset kind has one protocol (see :mod:`amodal.metrics`):
+Each dataset kind has one protocol (see :mod:`amodal.evaluation.metrics`):
 
 - ``synthetic``, ``sailvos``: the SAIL-VOS protocol (``miou``, ``miou_occ``,
   ``miou_occ_strict``), every frame of every clip pooled. ``sailvos`` scores
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from amodal import metrics
-from amodal.datasets.base import Annotation
+from amodal.evaluation import metrics
+from amodal.data.datasets.base import Annotation
 from amodal.errors import InputError
 from amodal.evaluation.table import FrameTable
 

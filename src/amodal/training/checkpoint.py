@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from amodal.errors import CheckpointError
-from amodal.fsutil import atomic_dir
+from amodal.util.fs import atomic_dir
 
 PREFIX = "step_"
 
@@ -136,7 +136,7 @@ def load_checkpoint(path: Path, model: torch.nn.Module, ema, optimizer, schedule
     """Restore everything :func:`save_checkpoint` wrote into the given objects (strictly)."""
     from safetensors.torch import load_file
 
-    from amodal.models.segmenter import load_state_strict
+    from amodal.checkpoints.safetensors import load_state_strict
 
     path = Path(path)
     try:

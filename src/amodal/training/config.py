@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amodal.errors import InputError
-from amodal.models.segmenter import SegmenterConfig, config_from_dict
+from amodal.segmentation.model import SegmenterConfig
+from amodal.util.config import config_from_dict
 
 SOURCES = ("generator", "synthetic")
 # The noise level of TrainConfig.infinite_share: far above any sampling schedule, finite so that x0 + sigma n stays a number.
@@ -20,9 +21,9 @@ INFINITE_SIGMA = 1e8
 class DataConfig:
     """Where training and validation clips come from and how windows are drawn."""
 
-    # "generator": clips from amodal.synth.generate_clip over a seed range, made at
+    # "generator": clips from amodal.data.synth.generate_clip over a seed range, made at
     # start-up and cached in the run folder; "synthetic": a SAIL-VOS-format folder
-    # written by `amodal data synth`, read with amodal.datasets.open_dataset.
+    # written by `amodal data synth`, read with amodal.data.datasets.open_dataset.
     source: str = "generator"
     # The folder of a "synthetic" source (unused by "generator").
     root: str = ""

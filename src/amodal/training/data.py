@@ -2,8 +2,8 @@
 
 Three steps, kept apart:
 
-1. *source*: clips come from :func:`amodal.synth.generate_clip` over a seed range
-   or from a SAIL-VOS-format folder via :func:`amodal.datasets.open_dataset`;
+1. *source*: clips come from :func:`amodal.data.synth.generate_clip` over a seed range
+   or from a SAIL-VOS-format folder via :func:`amodal.data.datasets.open_dataset`;
 2. *pool*: each clip is letterboxed once to the native ``(height, width)`` and
    split into per-object tracks (:class:`WindowPool`), cached in the run folder;
 3. *sampling*: every batch is a pure function of ``(seed, step, process)``, so a
@@ -23,7 +23,7 @@ import torch
 
 from amodal.clip import Clip
 from amodal.errors import InputError
-from amodal.geometry import letterbox, to_model
+from amodal.data.geometry import letterbox, to_model
 from amodal.training.config import DataConfig, TrainConfig
 
 
@@ -95,7 +95,7 @@ def build_pool(clips: Iterable[Clip], height: int, width: int) -> WindowPool:
 
 def save_pool(path: Path, pool: WindowPool, key: str) -> None:
     """Cache a pool as one ``.npz`` (masks bit-packed), written atomically."""
-    from amodal.fsutil import atomic_path
+    from amodal.util.fs import atomic_path
 
     arrays = {"clip_of": pool.clip_of, "key": np.frombuffer(key.encode(), dtype=np.uint8)}
     for i, d in enumerate(pool.depth):
@@ -130,9 +130,9 @@ def load_pool(path: Path, key: str) -> WindowPool | None:
 
 def _generated_clips(config: DataConfig, split: str, count: int) -> Iterator[Clip]:
     """The first ``count`` videos of ``split``, as `amodal data synth --seed data_seed` makes them."""
-    from amodal.synth.config import SynthConfig
-    from amodal.synth.dataset import video_seed
-    from amodal.synth.generate import generate_clip
+    from amodal.data.synth.config import SynthConfig
+    from amodal.data.synth.dataset import video_seed
+    from amodal.data.synth.generate import generate_clip
 
     synth = SynthConfig.from_json(config.synth_config) if config.synth_config else SynthConfig()
     for i in range(count):
@@ -140,7 +140,7 @@ def _generated_clips(config: DataConfig, split: str, count: int) -> Iterator[Cli
 
 
 def _dataset_clips(config: DataConfig, split: str) -> Iterator[Clip]:
-    from amodal.datasets import open_dataset
+    from amodal.data.datasets import open_dataset
 
     yield from open_dataset("synthetic", config.root, split=split)
 

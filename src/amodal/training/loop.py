@@ -29,16 +29,15 @@ import numpy as np
 import torch
 
 from amodal.errors import InputError
-from amodal.fsutil import atomic_path, write_json
-from amodal.models.segmenter import (
+from amodal.util.fs import atomic_path, write_json
+from amodal.segmentation.model import (
     SegmenterConfig,
     build_segmenter,
-    diffusion_from_regression,
     load_segmenter_folder,
-    load_state_strict,
     save_segmenter,
-    widen_condition,
 )
+from amodal.checkpoints.safetensors import load_state_strict, read_safetensors
+from amodal.checkpoints.surgery import diffusion_from_regression, widen_condition
 from amodal.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from amodal.training.config import TrainConfig
 from amodal.training.data import Batch, WindowSampler, open_pool, validation_windows
@@ -60,7 +59,7 @@ def initial_state(path: str | Path, config: SegmenterConfig) -> dict[str, torch.
 
     Allowed differences: added condition channels (new priors, self-conditioning),
     which start at zero; and a regression twin as the start of a ``"logit"``
-    diffusion model (:func:`amodal.models.segmenter.diffusion_from_regression`).
+    diffusion model (:func:`amodal.checkpoints.surgery.diffusion_from_regression`).
     """
     start = load_segmenter_folder(path)
     old = start.config
@@ -307,8 +306,6 @@ def train_segmentation(
 
 def export_checkpoint(run_dir: str | Path, out: str | Path, checkpoint: str | Path | None = None) -> Path:
     """Export the EMA weights of a run's newest (or the given) checkpoint as a model folder."""
-    from safetensors.torch import load_file
-
     run_dir = Path(run_dir)
     config = TrainConfig.from_json(run_dir / "config.json")
     if checkpoint is None:
@@ -316,7 +313,7 @@ def export_checkpoint(run_dir: str | Path, out: str | Path, checkpoint: str | Pa
         if not found:
             raise InputError(f"{run_dir}: no checkpoints to export; train first")
         checkpoint = found[-1]
-    state = load_file(str(Path(checkpoint) / "ema.safetensors"))
+    state = read_safetensors(Path(checkpoint) / "ema.safetensors", fix="pick another checkpoint with --checkpoint")
     model = build_segmenter(config.model)
     load_state_strict(model.backbone, state, str(Path(checkpoint) / "ema.safetensors"))
     save_segmenter(out, config.model, model.backbone.state_dict())

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from amodal.diffusion import append_dims, sample_training_sigmas
 from amodal.diffusion.loss import loss_weight
-from amodal.models.segmenter import build_condition
+from amodal.segmentation.model import build_condition
 from amodal.training.config import INFINITE_SIGMA, TrainConfig
 from amodal.training.data import Batch
 
@@ -20,7 +20,7 @@ def augment_condition(
 ) -> torch.Tensor:
     """The model condition of a batch with depth dropout, condition noise and (optionally) condition dropout.
 
-    Returns ``(B, T, C, H, W) float32`` (see :func:`amodal.models.segmenter.build_condition`).
+    Returns ``(B, T, C, H, W) float32`` (see :func:`amodal.segmentation.model.build_condition`).
     Depth dropout zeroes the depth and flag channels; noise goes on the modal and
     depth channels; the priors are recomputed from the clean modal masks.
     All randomness comes from ``generator`` (CPU), in a fixed order.

@@ -1,0 +1,102 @@
+"""Speed and memory of a stage-1 model at its native geometry (``amodal bench``)."""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """One measurement: time per frame for one window of one object, and peak memory."""
+
+    model: str  # the name or path benchmarked
+    device: str  # where it ran
+    threads: int  # torch CPU threads
+    num_frames: int  # native window length
+    height: int  # native height
+    width: int  # native width
+    depth: bool  # whether depth was given
+    steps: int  # denoising steps (one-step models ignore it)
+    guidance: float  # CFG scale; > 1 doubles the batch of each step
+    repeats: int  # timed calls (after one warm-up call)
+    sec_per_window: float  # median wall time of one sample() call
+    sec_per_frame: float  # sec_per_window / num_frames
+    peak_rss_mib: float  # peak resident memory of the process so far (CPU)
+    peak_cuda_mib: float | None  # peak CUDA memory allocated, when on a GPU
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def bench_inputs(num_frames: int, height: int, width: int, depth: bool):
+    """A plausible window: a disc moving left to right, half hidden behind a nearer bar.
+
+    Returns ``modal (1, T, H, W) float32`` in ``{0, 1}`` and ``depth (1, T, H, W)``
+    in ``[-1, 1]`` (or ``None``). Speed does not depend on content, but this keeps
+    the numbers honest for any model that might skip empty inputs.
+    """
+    t = torch.arange(num_frames, dtype=torch.float32)[:, None, None]
+    y = torch.arange(height, dtype=torch.float32)[None, :, None]
+    x = torch.arange(width, dtype=torch.float32)[None, None, :]
+    cx = width * (0.2 + 0.6 * t / max(1, num_frames - 1))
+    disc = (x - cx) ** 2 + (y - height / 2) ** 2 < (height / 4) ** 2
+    bar = (x - width / 2).abs() < width / 10
+    modal = (disc & ~bar).float()[None]
+    d = None
+    if depth:
+        d = torch.where(bar.expand_as(disc), 1.0, torch.where(disc, 0.0, -1.0))[None]
+    return modal, d
+
+
+def benchmark(
+    name_or_path: str,
+    *,
+    steps: int = 25,  # the paper's step count
+    guidance: float = 1.5,  # > 1 runs the unconditional branch too (double batch)
+    depth: bool = True,
+    repeats: int = 3,
+    device: str = "cpu",
+    seed: int = 0,
+) -> BenchResult:
+    """Time ``sample()`` of one native window (batch 1) and report per-frame seconds and peak memory."""
+    from amodal.checkpoints.registry import load_segmenter
+
+    model = load_segmenter(name_or_path, device=device)
+    modal, d = bench_inputs(model.num_frames, model.height, model.width, depth)
+    generator = torch.Generator().manual_seed(seed)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+
+    def call() -> float:
+        start = time.perf_counter()
+        with torch.no_grad():
+            model.sample(modal, d, steps=steps, guidance=guidance, generator=generator)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    call()  # warm-up: kernel selection and allocator growth are not part of the speed
+    times = sorted(call() for _ in range(repeats))
+    median = times[len(times) // 2]
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    peak_cuda = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
+    return BenchResult(
+        model=str(name_or_path),
+        device=device,
+        threads=torch.get_num_threads(),
+        num_frames=model.num_frames,
+        height=model.height,
+        width=model.width,
+        depth=depth,
+        steps=steps,
+        guidance=float(guidance),
+        repeats=repeats,
+        sec_per_window=median,
+        sec_per_frame=median / model.num_frames,
+        peak_rss_mib=peak_rss,
+        peak_cuda_mib=peak_cuda,
+    )

@@ -1,0 +1,264 @@
+"""``amodal segment``: amodal masks for every object of a video on disk, with outputs people can open.
+
+Outputs in the run folder (written to a temporary folder and renamed into
+place when complete, so an interrupted run leaves nothing half-written):
+
+- ``masks/<object_id>/<frame>.png``: amodal masks, 0/255;
+- ``amodal.json``: modal and amodal masks as COCO RLEs, one entry per object
+  (the per-object format of ``docs/io.md``);
+- ``predictions_sailvos.json``: the reference prediction format
+  ``{"(frame_index, object_id)": {"diffvas_res_rle": RLE}}``;
+- ``overlay.mp4`` (and ``overlay.gif`` for videos up to ``gif_max_frames``):
+  the frames with visible parts filled and hidden parts hatched;
+- with ``samples > 1``: ``uncertainty/<object_id>/<frame>.png`` (share of
+  samples that mark a pixel amodal, 0..255) and ``uncertainty.mp4``;
+- ``summary.json``: settings, model, object ids, per-object areas, timings per stage.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from amodal.errors import InputError
+from amodal.segmentation.pipeline import AmodalSegmentationPipeline, SegmentationConfig
+
+
+@dataclass(frozen=True)
+class SegmentRunConfig:
+    """One ``amodal segment`` run: inputs, model, outputs."""
+
+    frames: str  # a folder of frames or a video file
+    masks: str  # modal masks: a folder (see mask_mode) or a COCO RLE JSON file
+    out: str  # output folder (replaced atomically when the run completes)
+    mask_mode: str = "luminance"  # "luminance": one object; "index": pixel value = object id
+    objects: tuple[int, ...] | None = None  # segment only these object ids
+    depth: str | None = None  # a folder of precomputed inverse-depth maps
+    depth_model: str | None = None  # a Depth Anything V2 checkpoint to estimate depth per frame
+    no_depth: bool = False  # run mask-only even if the model was trained with depth
+    model: str = "default"  # "default", "default-regression", our model folder or an official checkpoint
+    device: str = "cpu"  # "cpu" or "cuda"
+    dtype: str = "float32"  # float32 or bfloat16 (CPU); float16 or bfloat16 (CUDA)
+    resolution: tuple[int, int] | None = None  # model canvas (H, W); None = the model's native size
+    fps: float | None = None  # output frame rate; None = the video's own (8 for folders)
+    gif_max_frames: int = 300  # longer videos get only the MP4 overlay (GIFs grow large)
+    pipeline: SegmentationConfig = field(default_factory=SegmentationConfig)
+
+
+def _check(config: SegmentRunConfig) -> None:
+    given = [n for n, v in (("--depth", config.depth), ("--depth-model", config.depth_model)) if v]
+    if config.no_depth:
+        given.append("--no-depth")
+    if len(given) > 1:
+        raise InputError(f"give at most one of --depth, --depth-model and --no-depth (got {' and '.join(given)})")
+    if config.resolution is not None:
+        h, w = config.resolution
+        if h < 8 or w < 8:
+            raise InputError(f"--resolution must be at least 8x8, got {h}x{w}")
+
+
+def _depth_stream(config: SegmentRunConfig, source, timings: dict):
+    if config.no_depth:
+        return None
+    if config.depth is not None:
+        return source.iter_depth()
+    if config.depth_model is not None:
+        from amodal.depth import estimate_depth, load_depth_model
+
+        t0 = time.perf_counter()
+        model = load_depth_model(config.depth_model, device=config.device)
+        timings["depth_load"] = time.perf_counter() - t0
+
+        def estimated():
+            for frame in source.iter_frames():
+                t1 = time.perf_counter()
+                depth = estimate_depth(model, frame[None], progress=False)[0]
+                timings["depth"] = timings.get("depth", 0.0) + time.perf_counter() - t1
+                yield depth
+
+        return estimated()
+    return None
+
+
+def segment_video(config: SegmentRunConfig) -> dict:
+    """Run stage 1 on a video on disk and write every output; returns the summary dict."""
+    from amodal.util.fs import atomic_dir
+    from amodal.data.io import rle as rle_codec
+    from amodal.data.io.stream import open_video
+    from amodal.checkpoints.formats import is_official_layout
+    from amodal.checkpoints.registry import load_segmenter
+
+    _check(config)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    source = open_video(config.frames, config.masks, config.mask_mode, config.objects, config.depth, config.fps)
+    t0 = time.perf_counter()
+    load_options = {} if config.dtype == "float32" else {"dtype": config.dtype}
+    official = is_official_layout(config.model)
+    if official and config.resolution is not None:
+        load_options.update(height=config.resolution[0], width=config.resolution[1])
+    segmenter = load_segmenter(config.model, device=config.device, **load_options)
+    if config.resolution is not None and not official:
+        segmenter = at_resolution(segmenter, *config.resolution)
+    timings["model_load"] = time.perf_counter() - t0
+    pipe = AmodalSegmentationPipeline(segmenter, config.pipeline)
+    depth_stream = _depth_stream(config, source, timings)
+    if depth_stream is None and getattr(segmenter, "uses_depth", False) and not config.no_depth:
+        print("amodal: no depth given (--depth or --depth-model): running the model mask-only")
+
+    ids = source.object_ids
+    samples = config.pipeline.samples
+    out = Path(config.out)
+    with atomic_dir(out) as tmp:
+        from PIL import Image
+
+        amodal_rles = [[] for _ in ids]
+        modal_rles = [[] for _ in ids]
+        reference: dict[str, dict] = {}
+        areas = np.zeros((len(ids), 2), np.int64)  # modal, amodal pixel counts
+        for k, oid in enumerate(ids):
+            (tmp / "masks" / str(oid)).mkdir(parents=True)
+            if samples > 1:
+                (tmp / "uncertainty" / str(oid)).mkdir(parents=True)
+        modal_iter = source.iter_modal()
+        kept_modal = []  # modal masks pass through the pipeline once; keep their RLEs here
+
+        def tap():
+            for modal in modal_iter:
+                kept_modal.append([rle_codec.encode(m) for m in modal])
+                areas[:, 0] += modal.reshape(len(ids), -1).sum(1)
+                yield modal
+
+        t0 = time.perf_counter()
+        for result in pipe.stream(tap(), depth_stream, source.size, source.num_frames):
+            name = source.frame_names[result.index]
+            for k, oid in enumerate(ids):
+                mask = result.amodal[k]
+                Image.fromarray(mask.astype(np.uint8) * 255).save(tmp / "masks" / str(oid) / f"{name}.png")
+                rle = rle_codec.encode(mask)
+                amodal_rles[k].append(rle)
+                modal_rles[k].append(kept_modal[result.index][k])
+                reference[str((result.index, oid))] = {"diffvas_res_rle": rle}
+                areas[k, 1] += int(mask.sum())
+                if result.frequency is not None:
+                    Image.fromarray(np.round(result.frequency[k] * 255).astype(np.uint8)).save(
+                        tmp / "uncertainty" / str(oid) / f"{name}.png"
+                    )
+            kept_modal[result.index] = None
+        timings["segmentation"] = time.perf_counter() - t0
+        for key, value in pipe.last_timings.items():
+            timings[f"segmentation_{key}"] = value
+
+        border = pipe_border(pipe, source)
+        height, width = source.size[0] + 2 * border[0], source.size[1] + 2 * border[1]
+        per_object = {
+            "size": [height, width],
+            "frames": list(source.frame_names),
+            "objects": [
+                {"id": oid, "category_id": cat, "modal": modal_rles[k], "amodal": amodal_rles[k]}
+                for k, (oid, cat) in enumerate(zip(ids, source.category_ids))
+            ],
+        }
+        if config.pipeline.pad:
+            # Modal masks stay at the input size; the amodal ones have the padded size.
+            per_object["modal_size"] = list(source.size)
+            per_object["border"] = list(border)
+        (tmp / "amodal.json").write_text(json.dumps(per_object))
+        (tmp / "predictions_sailvos.json").write_text(json.dumps(reference))
+
+        t0 = time.perf_counter()
+        _write_overlays(tmp, source, ids, config, samples > 1, border)
+        timings["overlays"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - start
+
+        summary = {
+            "model": config.model,
+            "model_info": getattr(segmenter, "describe", lambda: {})(),
+            "frames": source.num_frames,
+            "size": list(source.size),
+            "output_size": [height, width],
+            "fps": source.fps,
+            "objects": [
+                {
+                    "id": oid,
+                    "modal_pixels": int(areas[k, 0]),
+                    "amodal_pixels": int(areas[k, 1]),
+                    "amodal_to_modal_ratio": float(areas[k, 1] / max(1, areas[k, 0])),
+                }
+                for k, oid in enumerate(ids)
+            ],
+            "depth": "none" if depth_stream is None else ("model" if config.depth_model else "precomputed"),
+            "settings": _jsonable(asdict(config)),
+            "timings_s": {k: round(v, 4) for k, v in timings.items()},
+            "seconds_per_frame": round(timings["segmentation"] / source.num_frames, 4),
+        }
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def at_resolution(segmenter, height: int, width: int):
+    """Run ``segmenter`` on a ``height x width`` canvas instead of its native one.
+
+    Convolutional models accept any size that is a multiple of their stride;
+    their config checks it and says which multiple is needed.
+    """
+    import dataclasses
+
+    config = getattr(segmenter, "config", None)
+    if not (dataclasses.is_dataclass(config) and hasattr(config, "height") and hasattr(config, "width")):
+        raise InputError(f"--resolution: this model ({type(segmenter).__name__}) runs only at its native size")
+    segmenter.config = dataclasses.replace(config, height=height, width=width)
+    return segmenter
+
+
+def pipe_border(pipe: AmodalSegmentationPipeline, source) -> tuple[int, int]:
+    from amodal.data.geometry import letterbox
+
+    return letterbox(source.size, (int(pipe.segmenter.height), int(pipe.segmenter.width)), pipe.config.pad).border
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _write_overlays(tmp: Path, source, ids, config: SegmentRunConfig, with_uncertainty: bool, border) -> None:
+    """Second pass over the frames: overlay video(s) and the uncertainty video, streamed from disk."""
+    from amodal.data.io.masks import read_luminance_mask
+    from amodal.viz.overlay import heatmap_frame, overlay_frame
+    from amodal.data.io.writers import write_animation
+
+    bh, bw = border
+
+    def overlays():
+        for t, (frame, modal) in enumerate(zip(source.iter_frames(), source.iter_modal())):
+            name = source.frame_names[t]
+            amodal = np.stack([read_luminance_mask(tmp / "masks" / str(oid) / f"{name}.png") for oid in ids])
+            canvas = np.pad(frame, ((bh, bh), (bw, bw), (0, 0)), constant_values=64) if (bh or bw) else frame
+            modal_c = np.pad(modal, ((0, 0), (bh, bh), (bw, bw))) if (bh or bw) else modal
+            yield overlay_frame(canvas, modal_c, amodal, object_ids=ids)
+
+    fps = source.fps
+    write_animation(tmp / "overlay.mp4", overlays(), fps)
+    if source.num_frames <= config.gif_max_frames:
+        write_animation(tmp / "overlay.gif", overlays(), fps)
+    if with_uncertainty:
+        from PIL import Image
+
+        def heat():
+            for t, frame in enumerate(source.iter_frames()):
+                name = source.frame_names[t]
+                freq = np.stack(
+                    [np.asarray(Image.open(tmp / "uncertainty" / str(oid) / f"{name}.png")) for oid in ids]
+                ).max(0) / 255.0
+                canvas = np.pad(frame, ((bh, bh), (bw, bw), (0, 0)), constant_values=64) if (bh or bw) else frame
+                yield heatmap_frame(canvas, freq.astype(np.float32))
+
+        write_animation(tmp / "uncertainty.mp4", heat(), fps)

@@ -1,0 +1,346 @@
+"""Amodal segmentation of videos of any length with any number of objects.
+
+The model sees windows of its native length at its native resolution; this
+module plans the windows, letterboxes frames onto the model canvas, batches
+(object, sample) rows through the model, blends overlapping windows, maps the
+soft masks back to the input pixels, binarises them and unions them with the
+modal masks. Frames stream in and out: memory is bounded by a few windows at
+model resolution plus one window of input-resolution modal masks, whatever the
+video length.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from amodal.clip import Clip
+from amodal.errors import InputError
+from amodal.data.geometry import Letterbox, crop_border, from_model, letterbox, to_model
+from amodal.segmentation.protocol import AmodalSegmenter
+
+BLEND_MODES = ("average", "ramp")
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """Settings of one segmentation run (saved in ``summary.json``)."""
+
+    steps: int = 25  # denoising steps; the paper samples with 25 Euler steps
+    guidance: float = 1.5  # classifier-free guidance scale; the paper's setting
+    samples: int = 1  # hypotheses per object; > 1 also gives the per-pixel frequency
+    seed: int = 0  # seeds the initial noise of every window
+    window: int | None = None  # frames per model call; None = the model's native length
+    overlap: int = 4  # frames shared by consecutive windows, blended so seams do not flicker
+    # How overlapping frames combine before thresholding: "ramp" weights fall off toward window
+    # edges (a cross-fade); "average" is the plain mean of the soft masks, which cuts away a hidden
+    # part on which two windows' samples disagree. Measured in docs/results.md (long videos).
+    blend: str = "ramp"
+    pad: float = 0.0  # extra room around the frame (fraction of H and W per side) so objects may extend past the border
+    batch_size: int = 8  # (object, sample) rows per model call; bounds memory
+    use_depth: bool = True  # False runs the model mask-only even when depth is given
+    progress: bool = True  # tqdm bar per window
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise InputError(f"--steps must be >= 1, got {self.steps}")
+        if self.samples < 1:
+            raise InputError(f"--samples must be >= 1, got {self.samples}")
+        if self.guidance < 0:
+            raise InputError(f"--guidance must be >= 0, got {self.guidance}")
+        if self.window is not None and self.window < 1:
+            raise InputError(f"--window must be >= 1, got {self.window}")
+        if self.overlap < 0:
+            raise InputError(f"--overlap must be >= 0, got {self.overlap}")
+        if self.blend not in BLEND_MODES:
+            raise InputError(f"--blend must be one of {BLEND_MODES}, got {self.blend!r}")
+        if self.pad < 0:
+            raise InputError(f"--pad must be >= 0, got {self.pad}")
+        if self.batch_size < 1:
+            raise InputError(f"--batch-size must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class FrameResult:
+    """The result for one frame, as the streaming interface yields it.
+
+    ``amodal``: ``(K, H', W') bool``; ``frequency``: ``(K, H', W') float32`` in
+    ``[0, 1]`` (share of samples that mark the pixel amodal) or ``None`` with one
+    sample; ``samples``: ``(S, K, H', W') bool`` when requested. ``H' = H`` and
+    ``W' = W`` unless ``pad`` adds room around the frame.
+    """
+
+    index: int
+    amodal: np.ndarray
+    frequency: np.ndarray | None = None
+    samples: np.ndarray | None = None
+
+
+@dataclass
+class SegmentationOutput:
+    """Amodal masks for a whole clip.
+
+    Attributes:
+        amodal_masks: ``(K, T, H', W') bool``, always containing the modal masks.
+        frequency: ``(K, T, H', W') float32`` in ``[0, 1]`` over samples, or ``None``.
+        samples: ``(S, K, T, H', W') bool`` per-sample masks when requested (Top-k).
+        object_ids: the id of each row.
+        border: ``(top/bottom, left/right)`` pixels of extra room around the frame.
+        timings: seconds per stage.
+    """
+
+    amodal_masks: np.ndarray
+    frequency: np.ndarray | None
+    samples: np.ndarray | None
+    object_ids: tuple[int, ...]
+    border: tuple[int, int] = (0, 0)
+    timings: dict = field(default_factory=dict)
+
+
+def normalize_depth(depth: torch.Tensor) -> torch.Tensor:
+    """Normalise inverse depth ``(T, H, W)`` to ``[-1, 1]`` over the clip (window), as the reference does."""
+    lo, hi = depth.min(), depth.max()
+    if float(hi - lo) < 1e-12:
+        return torch.zeros_like(depth)
+    return (depth - lo) / (hi - lo) * 2 - 1
+
+
+def _blend_weights(window: int, overlap: int, mode: str) -> torch.Tensor:
+    """``(window,)`` weights of each frame of a window when overlapping windows are averaged."""
+    if mode == "average" or overlap == 0:
+        return torch.ones(window)
+    ramp = torch.arange(1, window + 1, dtype=torch.float32)
+    return torch.minimum(ramp, ramp.flip(0)).clamp(max=overlap + 1) / (overlap + 1)
+
+
+class AmodalSegmentationPipeline:
+    """Stage 1 for real videos: any length, many objects, Top-k with uncertainty.
+
+    Example::
+
+        pipe = AmodalSegmentationPipeline.from_pretrained("default")
+        out = pipe(clip)                      # clip: amodal.Clip
+        out.amodal_masks                      # (K, T, H, W) bool
+    """
+
+    def __init__(self, segmenter: AmodalSegmenter, config: SegmentationConfig = SegmentationConfig()):
+        self.segmenter = segmenter
+        self.config = config
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str = "default", config: SegmentationConfig | None = None, **load_kwargs):
+        """Load ``"default"``, ``"default-regression"``, one of our model folders, or an official checkpoint."""
+        from amodal.checkpoints.registry import load_segmenter
+
+        return cls(load_segmenter(name_or_path, **load_kwargs), config or SegmentationConfig())
+
+    # ------------------------------------------------------------------ whole clips
+    def __call__(self, clip: Clip, return_samples: bool = False) -> SegmentationOutput:
+        """Segment every object of ``clip``; see :class:`SegmentationOutput`."""
+        start = time.perf_counter()
+        depth = clip.depth if self.config.use_depth else None
+        results = list(
+            self.stream(
+                iter(clip.modal_masks.transpose(1, 0, 2, 3)),
+                None if depth is None else iter(depth),
+                frame_size=clip.size,
+                num_frames=clip.num_frames,
+                return_samples=return_samples,
+            )
+        )
+        amodal = np.stack([r.amodal for r in results], axis=1)
+        frequency = None if results[0].frequency is None else np.stack([r.frequency for r in results], axis=1)
+        samples = np.stack([r.samples for r in results], axis=2) if return_samples else None
+        box = letterbox(clip.size, self._canvas(), self.config.pad)
+        timings = dict(self.last_timings)
+        timings["total"] = time.perf_counter() - start
+        return SegmentationOutput(amodal, frequency, samples, clip.object_ids, box.border, timings)
+
+    def _canvas(self) -> tuple[int, int]:
+        return int(self.segmenter.height), int(self.segmenter.width)
+
+    # ------------------------------------------------------------------ streaming
+    def stream(
+        self,
+        modal_frames: Iterable[np.ndarray],
+        depth_frames: Iterable[np.ndarray] | None = None,
+        frame_size: tuple[int, int] | None = None,
+        num_frames: int | None = None,
+        return_samples: bool = False,
+    ) -> Iterator[FrameResult]:
+        """Yield one :class:`FrameResult` per input frame, in order, as soon as it is final.
+
+        Args:
+            modal_frames: per frame, ``(K, H, W) bool`` modal masks of the K objects.
+            depth_frames: per frame, ``(H, W) float32`` inverse depth (larger is
+                nearer), or ``None`` to run mask-only.
+            frame_size: ``(H, W)``; taken from the first frame when omitted.
+            num_frames: the video length if known (only for the progress bar).
+            return_samples: also yield every sample's mask (for Top-k evaluation).
+
+        A frame is final once no later window can cover it, so at most about two
+        windows of frames are held at any time.
+        """
+        cfg = self.config
+        seg = self.segmenter
+        window = cfg.window or int(seg.num_frames)
+        overlap = min(cfg.overlap, window - 1)
+        stride = window - overlap
+        weights = _blend_weights(window, overlap, cfg.blend)
+        use_depth = depth_frames is not None and cfg.use_depth
+        depth_iter = iter(depth_frames) if use_depth else None
+        self.last_timings = {"model": 0.0, "preprocess": 0.0, "postprocess": 0.0, "windows": 0}
+
+        # Per-frame state for frames not yet emitted, indexed by frame number.
+        inputs: deque = deque()  # (index, modal_canvas (K, h, w), depth (h, w) raw canvas or None)
+        originals: dict[int, np.ndarray] = {}  # index -> (K, H, W) bool modal at input resolution
+        acc: dict[int, torch.Tensor] = {}  # index -> (S, K, h, w) weighted soft-mask sum
+        wsum: dict[int, float] = {}
+        box: Letterbox | None = None
+        num_objects = None
+        next_start = 0  # first frame of the next regular window
+        emitted = 0
+        index = -1
+        window_index = 0
+        bar = None
+        if cfg.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=num_frames, unit="frame", desc="segment", leave=False)
+
+        def run_window(start: int) -> None:
+            nonlocal window_index
+            frames = [entry for entry in inputs if start <= entry[0] < start + window]
+            self._run_window(frames, weights[: len(frames)], window_index, acc, wsum, window)
+            window_index += 1
+            self.last_timings["windows"] += 1
+
+        def finish(index_limit: int) -> Iterator[FrameResult]:
+            nonlocal emitted
+            while emitted < index_limit:
+                yield self._finalize(emitted, originals.pop(emitted), acc.pop(emitted), wsum.pop(emitted), box,
+                                     return_samples)
+                emitted += 1
+                if bar is not None:
+                    bar.update(1)
+            while inputs and inputs[0][0] < min(emitted, next_start):
+                inputs.popleft()
+
+        for index, modal in enumerate(modal_frames):
+            modal = np.asarray(modal)
+            if modal.ndim != 3 or modal.dtype != np.bool_:
+                raise InputError(f"modal masks of frame {index} must be (K, H, W) bool, got {modal.dtype} {modal.shape}")
+            if box is None:
+                frame_size = frame_size or modal.shape[1:]
+                box = letterbox(tuple(frame_size), self._canvas(), cfg.pad)
+                num_objects = modal.shape[0]
+            if modal.shape != (num_objects, *box.src_size):
+                raise InputError(
+                    f"modal masks of frame {index} have shape {modal.shape}, expected {(num_objects, *box.src_size)}"
+                )
+            depth = None
+            if depth_iter is not None:
+                try:
+                    depth = np.asarray(next(depth_iter), dtype=np.float32)
+                except StopIteration:
+                    raise InputError(f"depth has fewer frames than the masks (ran out at frame {index})") from None
+                if depth.shape != box.src_size:
+                    raise InputError(f"depth of frame {index} has shape {depth.shape}, expected {box.src_size}")
+            t0 = time.perf_counter()
+            modal_canvas = to_model(torch.from_numpy(modal).float(), box)
+            depth_canvas = None if depth is None else to_model(torch.from_numpy(depth), box, fill=float("nan"))
+            self.last_timings["preprocess"] += time.perf_counter() - t0
+            inputs.append((index, modal_canvas, depth_canvas))
+            originals[index] = modal
+            if index + 1 == next_start + window:
+                run_window(next_start)
+                next_start += stride
+            # Later regular windows start at next_start; a final shifted-back window can
+            # reach back to frame index + 1 - window at the earliest.
+            yield from finish(max(0, min(next_start, index + 1 - window)))
+
+        if index < 0:
+            raise InputError("no frames to segment: the mask input is empty")
+        total = index + 1
+        last_end = next_start - stride + window if next_start > 0 else 0
+        if last_end < total:
+            run_window(max(0, total - window))
+        yield from finish(total)
+        if bar is not None:
+            bar.close()
+
+    # ------------------------------------------------------------------ internals
+    def _run_window(self, frames, weights, window_index, acc, wsum, window) -> None:
+        cfg, seg = self.config, self.segmenter
+        t0 = time.perf_counter()
+        modal = torch.stack([f[1] for f in frames], dim=1)  # (K, T, h, w)
+        depth = None
+        if frames[0][2] is not None:
+            raw = torch.stack([f[2] for f in frames])  # (T, h, w), nan on the letterbox margin
+            valid = ~raw.isnan()
+            filled = torch.where(valid, raw, raw[valid].min() if valid.any() else torch.zeros(()))
+            depth = normalize_depth(filled)
+            depth = torch.where(valid, depth, torch.full_like(depth, -1.0))  # margins read as far away
+        t_real = modal.shape[1]
+        if t_real < window:
+            # A video shorter than one window: repeat the last frame to fill it; the extra frames are dropped.
+            reps = window - t_real
+            modal = torch.cat([modal, modal[:, -1:].expand(-1, reps, -1, -1)], dim=1)
+            if depth is not None:
+                depth = torch.cat([depth, depth[-1:].expand(reps, -1, -1)], dim=0)
+        modal = (modal > 0.5).float()
+        num_objects, samples = modal.shape[0], cfg.samples
+        present = modal[:, :t_real].flatten(1).any(1)  # objects visible somewhere in the window
+        rows = [(k, s) for k in range(num_objects) if present[k] for s in range(samples)]
+        soft = torch.zeros(samples, num_objects, t_real, *modal.shape[-2:])
+        self.last_timings["preprocess"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for chunk_index, chunk_start in enumerate(range(0, len(rows), cfg.batch_size)):
+            chunk = rows[chunk_start : chunk_start + cfg.batch_size]
+            objects = torch.tensor([k for k, _ in chunk])
+            generator = torch.Generator().manual_seed(
+                int(np.random.SeedSequence([cfg.seed, window_index, chunk_index]).generate_state(1)[0])
+            )
+            batch_depth = None if depth is None else depth[None].expand(len(chunk), -1, -1, -1)
+            with torch.no_grad():
+                out = seg.sample(
+                    modal[objects], batch_depth, steps=cfg.steps, guidance=cfg.guidance, generator=generator
+                )
+            for row, (k, s) in enumerate(chunk):
+                soft[s, k] = out[row, :t_real].float()
+        self.last_timings["model"] += time.perf_counter() - t0
+        for t, frame in enumerate(frames):
+            idx = frame[0]
+            w = float(weights[t])
+            acc[idx] = acc[idx] + w * soft[:, :, t] if idx in acc else w * soft[:, :, t]
+            wsum[idx] = wsum.get(idx, 0.0) + w
+
+    def _finalize(self, index, modal, acc, wsum, box, return_samples) -> FrameResult:
+        t0 = time.perf_counter()
+        soft = from_model(acc / wsum, box)  # (S, K, Hp, Wp)
+        if not self.config.pad:
+            soft = crop_border(soft, box)
+        binary = soft > float(self.segmenter.threshold)
+        modal_t = torch.from_numpy(modal)
+        if self.config.pad:
+            bh, bw = box.border
+            modal_t = torch.nn.functional.pad(modal_t, (bw, bw, bh, bh))
+        binary |= modal_t[None]  # the visible part is always kept
+        samples = binary.numpy()
+        if samples.shape[0] == 1:
+            result = FrameResult(index, samples[0], None, samples if return_samples else None)
+        else:
+            frequency = samples.mean(0, dtype=np.float32)
+            result = FrameResult(index, frequency >= 0.5, frequency, samples if return_samples else None)
+        self.last_timings["postprocess"] += time.perf_counter() - t0
+        return result
+
+
+def config_dict(config: SegmentationConfig) -> dict:
+    """The config as a JSON-ready dict (for ``summary.json``)."""
+    return asdict(config)

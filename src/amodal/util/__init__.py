@@ -1,0 +1,1 @@
+"""Small shared helpers with no knowledge of models: safe file writing, strict config loading."""

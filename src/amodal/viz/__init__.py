@@ -1,0 +1,1 @@
+"""Pictures for people: mask overlays, panels, legends and uncertainty videos."""
