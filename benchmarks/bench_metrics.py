@@ -23,7 +23,6 @@ the reference).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -37,7 +36,7 @@ from amodal.data.datasets.sailvos import SailvosIndex
 from amodal.evaluation.reference_formats import predicted_masks
 from amodal.evaluation.scoring import score_masks
 
-REPO = Path(__file__).resolve().parents[1]
+from common import make_parser, print_json, shared_dir
 
 
 def plain_clip_scores(clip: dict, predictions: dict) -> tuple[list, list, list]:
@@ -86,17 +85,20 @@ def _summary(outs) -> dict:
     return metrics.sailvos_summary(iou, occ, gt)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    shared = Path(os.environ.get("AMODAL_SHARED", REPO.parent / "shared"))
+def build_parser():
+    parser = make_parser(__doc__)
     parser.add_argument(
         "--data",
         type=Path,
-        default=shared / "fixtures" / "official_metrics" / "sailvos",
+        default=shared_dir() / "fixtures" / "official_metrics" / "sailvos",
         help="folder with annotations.json and predictions.json in the SAIL-VOS reference format",
     )
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds; the best counts")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     clips = json.loads((args.data / "annotations.json").read_text())
     predictions_path = args.data / "predictions.json"
     predictions = json.loads(predictions_path.read_text())
@@ -117,20 +119,17 @@ def main() -> None:
     plain, library = min(plain_times), min(library_times)
     frames = len(clips[0]["image_ids"])
     height, width = clips[0]["segmentation"][0]["size"]
-    print(
-        json.dumps(
-            {
-                "clips": len(clips),
-                "clip": f"{frames} frames of {width}x{height}",
-                "plain_seconds_per_clip": round(plain, 4),
-                "library_seconds_per_clip": round(library, 4),
-                "speedup": round(plain / library, 2),
-                "plain_metrics": {k: round(v, 6) for k, v in _summary(plain_out).items() if k.startswith("miou")},
-                "library_metrics": {k: round(v, 6) for k, v in _summary(library_out).items() if k.startswith("miou")},
-                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}",
-            },
-            indent=2,
-        )
+    print_json(
+        {
+            "clips": len(clips),
+            "clip": f"{frames} frames of {width}x{height}",
+            "plain_seconds_per_clip": round(plain, 4),
+            "library_seconds_per_clip": round(library, 4),
+            "speedup": round(plain / library, 2),
+            "plain_metrics": {k: round(v, 6) for k, v in _summary(plain_out).items() if k.startswith("miou")},
+            "library_metrics": {k: round(v, 6) for k, v in _summary(library_out).items() if k.startswith("miou")},
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}",
+        }
     )
 
 

@@ -26,7 +26,6 @@ Prints one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -36,9 +35,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from common import make_parser, print_json, shared_dir
 
 
 def peak_rss_gib() -> float:
@@ -47,6 +45,7 @@ def peak_rss_gib() -> float:
 
 
 def bench_step(height: int, width: int, frames: int, steps: int, warmup: bool = True) -> dict:
+    import torch
     from accelerate import init_empty_weights
 
     from amodal.checkpoints.official import adapter
@@ -109,11 +108,12 @@ def binarise(frames: np.ndarray) -> np.ndarray:
 
 
 def bench_quirk() -> dict:
+    import torch
+
     from amodal.checkpoints.official.config import GenerationConfig
     from amodal.checkpoints.official.model import load_official_model
 
-    shared = Path(os.environ.get("AMODAL_SHARED", REPO.parent / "shared"))
-    fixture = Path(os.environ.get("AMODAL_OFFICIAL_FIXTURE", shared / "fixtures" / "official_tiny"))
+    fixture = Path(os.environ.get("AMODAL_OFFICIAL_FIXTURE", shared_dir() / "fixtures" / "official_tiny"))
     meta = json.loads((fixture / "meta.json").read_text())
     inputs = {k: torch.from_numpy(v) for k, v in np.load(fixture / "inputs.npz").items()}
     expected = dict(np.load(fixture / "expected.npz"))
@@ -151,23 +151,26 @@ def bench_quirk() -> dict:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser():
+    parser = make_parser(__doc__)
     sub = parser.add_subparsers(dest="mode", required=True)
     step = sub.add_parser("step", help="time one full-size U-Net pass")
-    step.add_argument("--height", type=int, default=128)
-    step.add_argument("--width", type=int, default=256)
-    step.add_argument("--frames", type=int, default=25)
+    step.add_argument("--height", type=int, default=128, help="pixel height of the video (latents: 1/8)")
+    step.add_argument("--width", type=int, default=256, help="pixel width of the video (latents: 1/8)")
+    step.add_argument("--frames", type=int, default=25, help="frames of the video")
     step.add_argument("--steps", type=int, default=25, help="steps per clip for the extrapolation")
     step.add_argument("--no-warmup", action="store_true", help="time the first pass (for sizes where one pass takes minutes)")
     sub.add_parser("quirk", help="parity errors and the embedding-order effect on the test vectors")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.mode == "step":
         result = bench_step(args.height, args.width, args.frames, args.steps, warmup=not args.no_warmup)
     else:
         result = bench_quirk()
-    json.dump(result, sys.stdout, indent=2)
-    print()
+    print_json(result)
     return 0
 
 

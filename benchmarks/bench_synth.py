@@ -10,8 +10,6 @@ encoding, RLE, annotations) with ``--workers`` processes.
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import resource
 import tempfile
@@ -21,15 +19,24 @@ import numpy as np
 
 from amodal.data.synth import SynthConfig, SynthSplit, generate_clip, write_split
 
+from common import make_parser, print_json
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def build_parser():
+    parser = make_parser(
+        __doc__,
+        "seed", "config",
+        seed={"help": "first seed; clip i uses seed + i"},
+        config={"default": None, "help": "SynthConfig JSON file (default: built-in)"},
+    )
     parser.add_argument("--clips", type=int, default=20, help="clips to render (and write)")
-    parser.add_argument("--seed", type=int, default=0, help="first seed; clip i uses seed + i")
-    parser.add_argument("--config", default=None, help="SynthConfig JSON file (default: built-in)")
     parser.add_argument("--write", action="store_true", help="also time writing a split of --clips videos")
     parser.add_argument("--workers", type=int, default=2, help="worker processes for --write")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     config = SynthConfig.from_json(args.config) if args.config else SynthConfig()
 
     generate_clip(config.replace(num_frames=2), 0)  # warm-up: imports and first-call overhead
@@ -69,7 +76,7 @@ def main() -> None:
             # What --workers cores give when nothing else runs on them.
             write_clips_per_minute_if_cores_idle=round(60.0 * args.workers / write_cpu, 1),
         )
-    print(json.dumps(result, indent=2))
+    print_json(result)
 
 
 if __name__ == "__main__":

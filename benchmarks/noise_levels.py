@@ -10,15 +10,14 @@ sigma, the input says nothing and the network has to decide the hidden shape
 from the condition alone. The last column is the share of training noise
 levels, ``ln sigma ~ N(p_mean, p_std^2)``, at or above each level. Usage::
 
-    python benchmarks/noise_levels.py --config configs/default-stage4.json --model default
+    python benchmarks/noise_levels.py --config configs/default.json --model default
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-from pathlib import Path
+
+from common import Table, load_diffusion_model, make_parser, set_threads, write_rows
 
 SIGMAS = (0.05, 0.2, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 40.0, 80.0)
 
@@ -28,38 +27,39 @@ def share_at_or_above(sigma: float, p_mean: float, p_std: float) -> float:
     return 0.5 * math.erfc((math.log(sigma) - p_mean) / (p_std * math.sqrt(2.0)))
 
 
+def build_parser():
+    parser = make_parser(
+        __doc__,
+        "config", "model", "seed", "threads", "cache", "json",
+        config={
+            "help": "training config whose validation windows and noise distribution to use "
+            "(default: %(default)s, the bundled default's)"
+        },
+    )
+    parser.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS), help="noise levels (one row each)")
+    return parser
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="training config whose validation windows and noise distribution to use")
-    parser.add_argument("--model", default="default", help="diffusion model (name or folder)")
-    parser.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS))
-    parser.add_argument("--seed", type=int, default=0, help="seed of the noise")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--cache", default="runs/cache", help="window cache folder of training")
-    parser.add_argument("--json", default=None, help="write the rows here as JSON")
-    args = parser.parse_args()
+    args = build_parser().parse_args()
 
     import numpy as np
     import torch
 
-    from amodal.checkpoints.registry import load_segmenter
     from amodal.segmentation.model import build_condition
     from amodal.training.config import TrainConfig
     from amodal.training.data import config_validation_windows
     from amodal.training.loop import validation_scores
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     config = TrainConfig.from_json(args.config)
-    model = load_segmenter(args.model)
-    if model.config.objective != "diffusion":
-        raise SystemExit(f"{args.model}: not a diffusion model")
+    model = load_diffusion_model(args.model)
     batch = config_validation_windows(config, args.cache)
     cond = build_condition(batch.modal, batch.depth, model.config.priors)
     x0 = batch.amodal[:, :, None] * 2.0 - 1.0  # (N, T, 1, H, W) in {-1, 1}
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(args.seed))
     rows = []
-    print("| sigma | mIoU | hidden IoU | training share >= sigma |")
-    print("| --- | --- | --- | --- |")
+    table = Table([("sigma", "g"), ("mIoU", ".3f"), ("hidden IoU", ".3f"), ("training share >= sigma", ".2f")])
     for sigma in args.sigmas:
         chunks = []
         with torch.no_grad():
@@ -75,9 +75,8 @@ def main() -> None:
             "train_share_at_or_above": share_at_or_above(sigma, config.p_mean, config.p_std),
         }
         rows.append(row)
-        print(f"| {sigma:g} | {row['miou']:.3f} | {row['hidden_iou']:.3f} | {row['train_share_at_or_above']:.2f} |", flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2) + "\n")
+        table.row(sigma, row["miou"], row["hidden_iou"], row["train_share_at_or_above"])
+    write_rows(args.json, rows, args)
 
 
 if __name__ == "__main__":

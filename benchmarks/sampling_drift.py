@@ -14,14 +14,12 @@ and not modal):
 - ``area``: predicted hidden area over the true hidden area; ``precision`` and
   ``recall`` of the hidden pixels. Usage::
 
-    python benchmarks/sampling_drift.py --config configs/default-stage6.json --model default --steps 1 2 4 8 25
+    python benchmarks/sampling_drift.py --config configs/default.json --model default --steps 1 2 4 8 25
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
+from common import Table, load_diffusion_model, make_parser, set_threads, write_rows
 
 
 def pooled_iou(a, b) -> float:
@@ -30,30 +28,29 @@ def pooled_iou(a, b) -> float:
     return float((a & b).sum()) / union if union else float("nan")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="training config whose validation windows to use")
-    parser.add_argument("--model", default="default", help="diffusion model (name or folder)")
+def build_parser():
+    parser = make_parser(
+        __doc__,
+        "config", "model", "seed", "threads", "cache", "json",
+        seed={"help": "seed of sample A (B uses seed + 1)"},
+    )
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 25], help="Euler step counts")
     parser.add_argument("--guidance", type=float, default=1.0, help="CFG scale")
-    parser.add_argument("--seed", type=int, default=0, help="seed of sample A (B uses seed + 1)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--cache", default="runs/cache", help="window cache folder of training")
-    parser.add_argument("--json", default=None, help="write the rows here as JSON")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
 
     import numpy as np
     import torch
 
-    from amodal.checkpoints.registry import load_segmenter
     from amodal.training.config import TrainConfig
     from amodal.training.data import config_validation_windows
     from amodal.training.loop import validation_scores
 
-    torch.set_num_threads(args.threads)
-    model = load_segmenter(args.model)
-    if model.config.objective != "diffusion":
-        raise SystemExit(f"{args.model}: not a diffusion model")
+    set_threads(args.threads)
+    model = load_diffusion_model(args.model)
     batch = config_validation_windows(TrainConfig.from_json(args.config), args.cache)
     depth = torch.where(batch.has_depth[:, None, None, None], batch.depth, 0.0)
     modal, truth = batch.modal > 0.5, batch.amodal > 0.5
@@ -66,8 +63,9 @@ def main() -> None:
         return (soft > model.threshold) | modal
 
     rows = []
-    print("| steps | hidden IoU | A vs truth | A vs B | area | precision | recall |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    keys = ("hidden_iou", "a_vs_truth", "a_vs_b", "area", "precision", "recall")
+    titles = ("hidden IoU", "A vs truth", "A vs B", "area", "precision", "recall")
+    table = Table([("steps", "d")] + [(title, ".3f") for title in titles])
     for steps in args.steps:
         a, b = sample(steps, args.seed), sample(steps, args.seed + 1)
         hidden_a, hidden_b = a & ~modal, b & ~modal
@@ -82,13 +80,8 @@ def main() -> None:
             "recall": hit / float(hidden_truth.sum()),
         }
         rows.append(row)
-        print(
-            f"| {steps} | {row['hidden_iou']:.3f} | {row['a_vs_truth']:.3f} | {row['a_vs_b']:.3f} | "
-            f"{row['area']:.3f} | {row['precision']:.3f} | {row['recall']:.3f} |",
-            flush=True,
-        )
-    if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2) + "\n")
+        table.row(steps, *(row[key] for key in keys))
+    write_rows(args.json, rows, args)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,13 @@ report under ``OUT/<row>/``).
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import time
 from pathlib import Path
+
+from amodal.util.fs import write_bytes
+
+from common import Table, make_parser, set_threads, write_rows
 
 ROWS = ("baselines", "regression", "diffusion", "maskonly")
 
@@ -98,33 +100,24 @@ def baseline(name: str):
     return timed(inner)
 
 
-def fmt(value) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
-
-
 def markdown(rows: list[dict]) -> str:
-    lines = [
-        "| method | mIoU | mIoU_occ | mIoU_occ_strict | s/frame |",
-        "| --- | --- | --- | --- | --- |",
-    ]
+    table = Table(
+        [("method", ""), ("mIoU", ".4f"), ("mIoU_occ", ".4f"), ("mIoU_occ_strict", ".4f"), ("s/frame", ".3f")],
+        echo=False,
+    )
     for row in rows:
-        speed = "n/a" if row["sec_per_frame"] is None else f"{row['sec_per_frame']:.3f}"
-        lines.append(f"| {row['name']} | {fmt(row['miou'])} | {fmt(row['miou_occ'])} | {fmt(row['miou_occ_strict'])} | {speed} |")
+        table.row(row["name"], row["miou"], row["miou_occ"], row["miou_occ_strict"], row["sec_per_frame"])
         if "top_k" in row:
             top = row["top_k"]
-            lines.append(
-                f"| {row['name']}, Top-{top['k']} | {fmt(top['miou'])} | {fmt(top['miou_occ'])} | "
-                f"{fmt(top['miou_occ_strict'])} | (same run) |"
-            )
-    return "\n".join(lines) + "\n"
+            table.row(f"{row['name']}, Top-{top['k']}", top["miou"], top["miou_occ"], top["miou_occ_strict"], "(same run)")
+    return table.text()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    parser = make_parser(__doc__, "model", "seed", "threads", threads={"default": None})
     parser.add_argument("--data", required=True, help="synthetic dataset folder (amodal data synth --out)")
     parser.add_argument("--split", default="test", help="split to score")
     parser.add_argument("--limit", type=int, default=None, help="only the first N clips")
-    parser.add_argument("--model", default="default", help="diffusion model (name or folder)")
     parser.add_argument("--regression", default="default-regression", help="regression model (name or folder)")
     parser.add_argument("--steps", type=int, nargs="+", default=[25], help="diffusion step counts (one row each)")
     parser.add_argument(
@@ -135,15 +128,13 @@ def main() -> None:
         "--vote", action="store_true", help="score the diffusion rows' per-pixel majority over the samples (one answer) instead of Top-1/Top-k"
     )
     parser.add_argument("--only", nargs="+", choices=ROWS, default=list(ROWS), help="row groups to run")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the diffusion noise")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", required=True, help="output folder")
-    args = parser.parse_args()
+    return parser
 
-    import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def main() -> None:
+    args = build_parser().parse_args()
+    set_threads(args.threads)
     rows = []
     if "baselines" in args.only:
         for name in ("modal", "convex", "temporal"):
@@ -163,9 +154,8 @@ def main() -> None:
                 method = model_method(args.model, steps, args.samples, False, args.seed, guidance)
                 rows.append(evaluate(f"diffusion {steps} steps{guided(guidance)} (mask only)", method, args))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2) + "\n")
-    (out / "results.md").write_text(markdown(rows))
+    write_rows(out / "results.json", rows, args)
+    write_bytes(out / "results.md", markdown(rows).encode())
     print(markdown(rows))
 
 

@@ -11,11 +11,12 @@ loss curves (moving average) with matplotlib.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
+
+from common import Table, make_parser, print_json
 
 
 def read_log(run: Path) -> tuple[list[dict], list[dict]]:
@@ -45,25 +46,33 @@ def summary(run: Path, spans: int = 4) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    out = ["| run | steps | s/step | hours | loss by quarter | last val mIoU | last val mIoU_hidden |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    table = Table(
+        [("run", ""), ("steps", "d"), ("s/step", ".2f"), ("hours", ".2f"), ("loss by quarter", ""),
+         ("last val mIoU", ".4f"), ("last val mIoU_hidden", ".4f")],
+        echo=False,
+    )
     for row in rows:
         spans = ", ".join(f"{p['loss']:.4f}" for p in row["loss_spans"])
         last = row["val"][-1] if row["val"] else {}
-        out.append(
-            f"| {row['run']} | {row['steps']} | {row['sec_per_step']:.2f} | {row['hours']:.2f} | {spans} | "
-            f"{last.get('mIoU', float('nan')):.4f} | {last.get('mIoU_hidden', float('nan')):.4f} |"
-        )
-    return "\n".join(out) + "\n"
+        table.row(row["run"], row["steps"], row["sec_per_step"], row["hours"], spans, last.get("mIoU"), last.get("mIoU_hidden"))
+    return table.text()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    parser = make_parser(__doc__)
     parser.add_argument("runs", nargs="+", type=Path, help="run folders written by amodal train segmentation")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table instead of JSON")
     parser.add_argument("--plot", type=Path, default=None, help="write loss curves to this PNG")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     rows = [summary(run) for run in args.runs]
-    print(markdown(rows) if args.markdown else json.dumps(rows, indent=2))
+    if args.markdown:
+        print(markdown(rows))
+    else:
+        print_json(rows)
     if args.plot:
         import matplotlib
 

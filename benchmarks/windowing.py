@@ -15,23 +15,31 @@ skipped). Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 
 import numpy as np
 
+from common import Table, make_parser, set_threads, write_rows
+
+
+def build_parser():
+    parser = make_parser(
+        __doc__,
+        "model", "seed", "threads", "json",
+        model={"help": "segmentation model, diffusion or regression (name or folder)"},
+        seed={"help": "synthetic video seed base"},
+        threads={"default": None},
+    )
+    parser.add_argument("--frames", type=int, default=300, help="frames of each synthetic video")
+    parser.add_argument("--videos", type=int, default=2, help="synthetic videos")
+    parser.add_argument("--steps", type=int, default=25, help="denoising steps")
+    parser.add_argument("--overlaps", type=int, nargs="+", default=[0, 4, 8], help="window overlaps (one row each, two with blending)")
+    return parser
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="default")
-    parser.add_argument("--frames", type=int, default=300)
-    parser.add_argument("--videos", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0, help="synthetic video seed base")
-    parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--overlaps", type=int, nargs="+", default=[0, 4, 8])
-    parser.add_argument("--json", default=None, help="write the table here as JSON")
-    args = parser.parse_args()
+    args = build_parser().parse_args()
+    set_threads(args.threads)
 
     from amodal.apps.demo import score
     from amodal.segmentation.pipeline import AmodalSegmentationPipeline, SegmentationConfig
@@ -64,19 +72,18 @@ def main() -> None:
         mean = {k: float(np.nanmean([np.nan if s[k] is None else s[k] for s in scores])) for k in keys}
         return {**mean, "seconds_per_frame": seconds / frames}
 
-    rows = {"single windows (disjoint)": run(SegmentationConfig(steps=args.steps, progress=False), disjoint=True)}
+    settings = [("single windows (disjoint)", SegmentationConfig(steps=args.steps, progress=False), True)]
     for overlap in args.overlaps:
         for blend in ("average", "ramp") if overlap else ("average",):
             config = SegmentationConfig(steps=args.steps, overlap=overlap, blend=blend, progress=False)
-            rows[f"windowed, overlap {overlap}, {blend}"] = run(config, disjoint=False)
+            settings.append((f"windowed, overlap {overlap}, {blend}", config, False))
     print(f"{args.model}: {args.videos} synthetic videos x {args.frames} frames, window {window}, {args.steps} steps")
-    print("| setting | mIoU | mIoU_occ | mIoU_occ_strict | s/frame |")
-    print("| --- | --- | --- | --- | --- |")
-    for name, r in rows.items():
-        print(f"| {name} | {r['miou']:.4f} | {r['miou_occ']:.4f} | {r['miou_occ_strict']:.4f} | {r['seconds_per_frame']:.3f} |")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+    table = Table([("setting", ""), ("mIoU", ".4f"), ("mIoU_occ", ".4f"), ("mIoU_occ_strict", ".4f"), ("s/frame", ".3f")])
+    rows = []
+    for name, config, disjoint in settings:
+        rows.append({"setting": name, **run(config, disjoint)})
+        table.row(*(rows[-1][key] for key in ("setting", "miou", "miou_occ", "miou_occ_strict", "seconds_per_frame")))
+    write_rows(args.json, rows, args)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from test_datasets import tiny_scene
 
 from amodal import Clip
 from amodal.evaluation import metrics
@@ -21,6 +20,8 @@ from amodal.evaluation.methods import (
     pipeline_method,
     register_method,
 )
+
+from tiny import tiny_scene
 
 
 def _clip(scene: dict, with_depth: bool = True) -> Clip:

@@ -1,8 +1,9 @@
-"""Stage 2 on a clip: windowing and compositing with a stand-in model, then end to end on a real clip.
+"""Stage 2 on a clip: windowing and compositing with a stand-in model, then ``amodal complete`` end to end.
 
-The end-to-end run uses the tiny random official-layout checkpoint for both
-stages (the layouts match), so its pixels are noise: it checks shapes, files,
-masks and determinism.
+The end-to-end run uses the tiny random official-layout checkpoint built in
+code (``official_checkpoint``) for both stages (the layouts match) on a clip
+folder built in code (``tiny_clip``), so its pixels are noise: it checks shapes,
+files, masks and determinism.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from PIL import Image
 
 from amodal.clip import Clip
-from amodal.completion.pipeline import CompletionConfig, complete_clip, windows
+from amodal.completion.pipeline import CompletionConfig, complete_clip
 from amodal.errors import InputError
 from amodal.data.io.frames import frame_names
 from amodal.data.io.masks import read_mask_folder
@@ -27,17 +28,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 NUM_FRAMES = 8  # the tiny checkpoint's window
 SIZE = (16, 32)  # model resolution for the end-to-end runs
 
-
-def test_windows_cover_every_frame_once_aligned_to_the_end():
-    assert windows(8, 8) == [(0, 8)]
-    assert windows(5, 8) == [(0, 5)]
-    assert windows(17, 8) == [(0, 8), (8, 16), (9, 17)]
-    assert windows(25, 25) == [(0, 25)]
-    for total in range(1, 40):
-        spans = windows(total, 8)
-        covered = set().union(*(range(a, b) for a, b in spans))
-        assert covered == set(range(total))
-        assert all(b - a == min(8, total) for a, b in spans)
 
 
 class PaintCompleter:
@@ -107,18 +97,18 @@ def copy_frames(source: Path, target: Path, count: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def real_clip(real_clips_dir, fixture_dir, tmp_path_factory):
-    """The first window of birdcage with stage-1 amodal masks from the tiny checkpoint."""
+def clip_with_amodal(tiny_clip, official_checkpoint, tmp_path_factory):
+    """The first window of the tiny clip with stage-1 amodal masks from the tiny checkpoint."""
     from amodal.checkpoints.official.config import GenerationConfig
     from amodal.segmentation.official import load_segmenter
 
-    root = tmp_path_factory.mktemp("birdcage")
-    copy_frames(real_clips_dir / "birdcage" / "rgbs", root / "rgbs", NUM_FRAMES)
-    copy_frames(real_clips_dir / "birdcage" / "masks", root / "masks", NUM_FRAMES)
+    root = tmp_path_factory.mktemp("clip")
+    copy_frames(tiny_clip / "rgbs", root / "rgbs", NUM_FRAMES)
+    copy_frames(tiny_clip / "masks", root / "masks", NUM_FRAMES)
     modal = read_mask_folder(root / "masks", frame_names(root / "rgbs")).modal  # (1, T, H, W)
     # 16x32 instead of the checkpoint's 64x128: the output is noise either way, and 16 times cheaper.
     segmenter = load_segmenter(
-        fixture_dir / "checkpoint", settings=GenerationConfig(decode_chunk_size=4), height=SIZE[0], width=SIZE[1]
+        official_checkpoint, settings=GenerationConfig(decode_chunk_size=4), height=SIZE[0], width=SIZE[1]
     )
     assert segmenter.num_frames == NUM_FRAMES
     size = (segmenter.height, segmenter.width)
@@ -127,7 +117,10 @@ def real_clip(real_clips_dir, fixture_dir, tmp_path_factory):
     soft = segmenter.sample(small[None] > 0.5, depth[None], steps=1, guidance=1.0, generator=torch.Generator().manual_seed(0))
     hard = (soft[0] > segmenter.threshold).float()[:, None]
     amodal = torch.nn.functional.interpolate(hard, size=modal.shape[2:], mode="nearest")[:, 0].numpy() > 0.5
-    amodal |= modal[0]
+    # The random model's masks are noise (often empty); grow the object to the right as well, so the
+    # amodal masks always reach past the visible part and stage 2 must follow them, not the modal ones.
+    amodal |= modal[0] | np.roll(modal[0], 6, axis=-1)
+    assert (amodal & ~modal[0]).any() and not amodal.all()
     (root / "amodal").mkdir()
     for name, mask in zip(sorted(p.name for p in (root / "masks").iterdir()), amodal):
         Image.fromarray(mask.astype(np.uint8) * 255).save(root / "amodal" / name)
@@ -145,9 +138,9 @@ def run_complete(root: Path, checkpoint: Path, out: Path) -> int:
     )
 
 
-def test_complete_cli_on_a_real_clip(real_clip, fixture_dir, tmp_path):
-    root, modal, amodal = real_clip
-    checkpoint = fixture_dir / "checkpoint"
+def test_complete_cli_end_to_end(clip_with_amodal, official_checkpoint, tmp_path):
+    root, modal, amodal = clip_with_amodal
+    checkpoint = official_checkpoint
     assert run_complete(root, checkpoint, tmp_path / "a") == 0
     names = sorted(p.stem for p in (root / "rgbs").iterdir())
     for kind, channels in (("rgb", 3), ("rgba", 4), ("overlay", 3)):
@@ -164,14 +157,14 @@ def test_complete_cli_on_a_real_clip(real_clip, fixture_dir, tmp_path):
         assert file.read_bytes() == (tmp_path / "b" / file.relative_to(tmp_path / "a")).read_bytes(), file
 
 
-def test_complete_cli_rejects_mismatched_masks(real_clip, fixture_dir, tmp_path):
-    root, _, _ = real_clip
+def test_complete_cli_rejects_mismatched_masks(clip_with_amodal, official_checkpoint, tmp_path):
+    root, _, _ = clip_with_amodal
     short = tmp_path / "short"
     copy_frames(root / "amodal", short, NUM_FRAMES - 1)
     with pytest.raises(InputError, match="7 amodal masks"):
         run_cli(
             [
-                "complete", "--model", str(fixture_dir / "checkpoint"), "--frames", str(root / "rgbs"),
+                "complete", "--model", str(official_checkpoint), "--frames", str(root / "rgbs"),
                 "--masks", str(root / "masks"), "--amodal", str(short), "--out", str(tmp_path / "out"),
             ]
         )

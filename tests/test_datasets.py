@@ -12,34 +12,14 @@ from PIL import Image
 from amodal import Clip
 from amodal.data.datasets import index_dataset, open_dataset
 from amodal.data.datasets.base import RleStack, decode_rles
-from amodal.data.datasets.windows import plan_windows, split_item
+from amodal.data.datasets.base import split_item
+from amodal.data.windows import plan_windows
 from amodal.errors import InputError
 from amodal.data.io import rle
 
-H, W = 48, 64  # frame size of the tiny synthetic split
-BACKGROUND_MM, BAR_MM, SQUARE_MM = 5000, 1000, 2000  # z-depth of background, occluding bar, moving square
+from tiny import SCENE_H, SCENE_W, tiny_scene
 
-
-def tiny_scene(frames: int, shift: int = 4, start: int = 6) -> dict:
-    """A square moving right behind a static vertical bar; both are annotated objects.
-
-    Returns ``(K, T, H, W)`` modal and amodal masks (object 1 = square, 2 = bar),
-    ``(T, H, W)`` z-depth in millimetres and ``(T, H, W, 3)`` frames.
-    """
-    square = np.zeros((frames, H, W), bool)
-    for t in range(frames):
-        square[t, 14:26, start + shift * t : start + shift * t + 12] = True
-    bar = np.zeros((frames, H, W), bool)
-    bar[:, :, 28:36] = True
-    amodal = np.stack([square, bar])
-    modal = np.stack([square & ~bar, bar])
-    depth = np.full((frames, H, W), BACKGROUND_MM, np.uint16)
-    depth[square] = SQUARE_MM
-    depth[bar] = BAR_MM
-    rgb = np.full((frames, H, W, 3), 90, np.uint8)
-    rgb[modal[0]] = (40, 200, 60)
-    rgb[bar] = (200, 40, 40)
-    return {"amodal": amodal, "modal": modal, "depth": depth, "frames": rgb}
+H, W = SCENE_H, SCENE_W  # frame size of the tiny synthetic split
 
 
 def write_synthetic_split(root: Path, split: str = "test", videos: int = 2, frames: int = 6) -> list[dict]:

@@ -153,6 +153,20 @@ def test_normalize_depth():
     assert np.allclose(normalize_depth(depth), [[[-1.0, 0.0]], [[-0.5, 1.0]]])
     assert np.array_equal(normalize_depth(np.full((2, 3, 3), 7.0)), np.zeros((2, 3, 3), np.float32))
     assert np.allclose(normalize_depth(normalize_depth(depth)), normalize_depth(depth))  # idempotent
+    # Off-frame pixels (nan, the letterbox margins) read as far away and do not widen the range.
+    raw = np.array([[[1.0, 3.0], [np.nan, 2.0]]], dtype=np.float32)
+    np.testing.assert_allclose(normalize_depth(raw), [[[-1.0, 1.0], [-1.0, 0.0]]])
+    assert (normalize_depth(np.full((1, 2, 2), np.nan, np.float32)) == -1).all()
+
+
+def test_training_and_the_pipeline_share_the_depth_normaliser():
+    import amodal.segmentation.pipeline as pipeline
+    import amodal.training.data as training
+
+    from amodal.depth import normalize as one_home
+
+    assert pipeline.normalize_depth is one_home.normalize_depth
+    assert training.normalize_depth is one_home.normalize_depth
 
 
 def test_swap_red_blue_changes_input(model, frames, depth):

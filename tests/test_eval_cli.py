@@ -13,12 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_datasets import H, W, tiny_scene, write_movi_video, write_synthetic_split
+from test_datasets import write_movi_video, write_synthetic_split
 
 from amodal import cli
 from amodal.evaluation import methods as registry
 from amodal.evaluation.methods import Prediction, register_method
 from amodal.data.io import rle
+
+from tiny import SCENE_H as H, SCENE_W as W, sailvos_predictions, tiny_scene, write_sailvos_clip
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,13 +93,28 @@ def test_scores_tao_amodal_predictions_as_the_reference(amodal, shared_dir, tmp_
     assert "not COCO AP" in (tmp_path / "report.md").read_text()
 
 
-def _bad_predictions(tmp_path: Path, shared_dir: Path, edit) -> tuple[Path, Path]:
-    folder = shared_dir / "fixtures" / "official_metrics" / "sailvos"
-    predictions = json.loads((folder / "predictions.json").read_text())
+def test_scores_a_sailvos_prediction_file(amodal, tmp_path):
+    """The file the bad-prediction tests below break: valid, and scored per frame as IoU with the amodal truth."""
+    annotations, scene = write_sailvos_clip(tmp_path / "sailvos")
+    (tmp_path / "predictions.json").write_text(json.dumps(sailvos_predictions(scene["modal"][0])))
+    code, _, err = amodal(
+        "--dataset", "sailvos", "--annotations", annotations, "--predictions", tmp_path / "predictions.json",
+        "--out", tmp_path / "out", "--quiet", "--no-plots",
+    )
+    assert code == 0, err
+    modal, truth = scene["modal"][0], scene["amodal"][0]
+    per_frame = (modal & truth).sum(axis=(1, 2)) / (modal | truth).sum(axis=(1, 2))
+    assert per_frame.min() < 1 == per_frame.max()  # the bar hides part of the square in some frames only
+    assert _metrics(tmp_path / "out")["miou"] == pytest.approx(float(per_frame.mean()), abs=1e-6)
+
+
+def _bad_predictions(tmp_path: Path, edit) -> tuple[Path, Path]:
+    annotations, scene = write_sailvos_clip(tmp_path / "sailvos")
+    predictions = sailvos_predictions(scene["modal"][0])
     edit(predictions)
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(predictions))
-    return folder / "annotations.json", path
+    return annotations, path
 
 
 @pytest.mark.parametrize(
@@ -106,7 +123,7 @@ def _bad_predictions(tmp_path: Path, shared_dir: Path, edit) -> tuple[Path, Path
         (lambda p: p.pop("(100003, 24)"), r"bad\.json: no prediction for \(100003, 24\)"),
         (
             lambda p: p["(100002, 24)"].update(diffvas_res_rle={"size": [128, 256], "counts": "0"}),
-            r"bad\.json: \(100002, 24\): mask is 256x128 but expected 512x256",
+            rf"bad\.json: \(100002, 24\): mask is 256x128 but expected {W}x{H}",
         ),
         (
             lambda p: p["(100001, 24)"]["diffvas_res_rle"].update(counts="0000"),
@@ -118,8 +135,8 @@ def _bad_predictions(tmp_path: Path, shared_dir: Path, edit) -> tuple[Path, Path
         ),
     ],
 )
-def test_bad_predictions_name_the_first_bad_entry_and_write_nothing(amodal, shared_dir, tmp_path, edit, message):
-    annotations, predictions = _bad_predictions(tmp_path, shared_dir, edit)
+def test_bad_predictions_name_the_first_bad_entry_and_write_nothing(amodal, tmp_path, edit, message):
+    annotations, predictions = _bad_predictions(tmp_path, edit)
     code, _, err = amodal(
         "--dataset",
         "sailvos",
@@ -137,25 +154,25 @@ def test_bad_predictions_name_the_first_bad_entry_and_write_nothing(amodal, shar
     assert not (tmp_path / "out").exists()
 
 
-def test_prediction_file_that_is_not_an_object(amodal, shared_dir, tmp_path):
-    folder = shared_dir / "fixtures" / "official_metrics" / "sailvos"
+def test_prediction_file_that_is_not_an_object(amodal, tmp_path):
+    annotations, _ = write_sailvos_clip(tmp_path / "sailvos")
     path = tmp_path / "list.json"
     path.write_text("[1, 2]")
     code, _, err = amodal(
-        "--dataset", "sailvos", "--annotations", folder / "annotations.json", "--predictions", path, "--out", tmp_path
+        "--dataset", "sailvos", "--annotations", annotations, "--predictions", path, "--out", tmp_path / "out"
     )
     assert code == 2 and "list.json: expected a non-empty JSON object" in err
     code, _, err = amodal(
         "--dataset",
         "sailvos",
         "--annotations",
-        folder / "annotations.json",
+        annotations,
         "--predictions",
         path,
         "--method",
         "modal",
         "--out",
-        tmp_path,
+        tmp_path / "out",
     )
     assert code == 2 and "pass either --method" in err
 

@@ -12,19 +12,20 @@ from amodal.errors import InputError
 from amodal.data.io.frames import iter_frames, natural_key, probe_frames, read_frames
 from amodal.data.io.loader import load_clip, read_depth
 from amodal.data.io.masks import match_to_frames, read_mask_folder, read_rle_json
+from amodal.apps.overlay import OverlayConfig, render_overlay_files
 from amodal.viz.overlay import (
     OBJECT_COLORS,
-    OverlayConfig,
     boundary,
     heatmap_frame,
     overlay_frame,
     overlay_frames,
-    render_overlay_files,
     render_overlay_video,
     side_by_side,
 )
 from amodal.data.io.video import write_video
 from amodal.data.io.writers import write_animation, write_frame_pngs, write_gif, write_mask_pngs, write_rle_json
+
+from tiny import palette_image, save_frames, save_masks
 
 H, W, T = 24, 32, 4
 
@@ -44,30 +45,6 @@ def box_masks(t=T, h=H, w=W, top=6, left=8, size=10):
     for i in range(t):
         masks[i, top : top + size, left + i : left + i + size] = True
     return masks
-
-
-def palette_image(index, palette):
-    """A palette-mode (``P``) image whose raw indices are ``index`` ``(H, W) uint8``."""
-    h, w = index.shape
-    image = Image.frombytes("P", (w, h), np.ascontiguousarray(index, dtype=np.uint8).tobytes())
-    image.putpalette(palette)
-    return image
-
-
-def save_frames(folder: Path, frames, names=None, suffix=".png"):
-    folder.mkdir(parents=True, exist_ok=True)
-    names = names or [f"frame_{i:03d}" for i in range(len(frames))]
-    for name, frame in zip(names, frames):
-        Image.fromarray(frame).save(folder / f"{name}{suffix}", quality=95)
-    return folder
-
-
-def save_masks(folder: Path, masks, names=None):
-    folder.mkdir(parents=True, exist_ok=True)
-    names = names or [f"frame_{i:03d}" for i in range(len(masks))]
-    for name, mask in zip(names, masks):
-        Image.fromarray(mask.astype(np.uint8) * 255).save(folder / f"{name}.png")
-    return folder
 
 
 def clip_dirs(tmp_path, t=T):
@@ -523,7 +500,12 @@ def test_overlay_command(tmp_path):
     out = tmp_path / "o.gif"
     args = parser.parse_args(["overlay", "--frames", str(frames), "--masks", str(masks), "--out", str(out)])
     assert args.func(args) == 0 and Image.open(out).n_frames == T
-    args = parser.parse_args(["overlay", "--frames", str(frames), "--masks", str(tmp_path / "nope"), "--out", str(out)])
+    args = parser.parse_args(["overlay", "--frames", str(frames), "--masks", str(masks), "--out", str(out)])
+    with pytest.raises(InputError, match=r"o.gif: exists; choose a new file name or pass --overwrite"):
+        args.func(args)  # an existing file is replaced only on request
+    args = parser.parse_args(["overlay", "--frames", str(frames), "--masks", str(masks), "--out", str(out), "--overwrite"])
+    assert args.func(args) == 0
+    args = parser.parse_args(["overlay", "--frames", str(frames), "--masks", str(tmp_path / "nope"), "--out", str(tmp_path / "p.gif")])
     with pytest.raises(InputError, match=r"nope: not found \(given as masks=\)"):
         args.func(args)
     config = OverlayConfig(out=str(tmp_path / "c.mp4"), frames=str(frames), masks=str(masks), fps=4.0)

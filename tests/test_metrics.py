@@ -14,6 +14,8 @@ from amodal.evaluation.reference_formats import predicted_boxes, predicted_masks
 from amodal.evaluation.scoring import score_boxes, score_masks, summarize
 from amodal.evaluation.table import FrameTable
 
+from tiny import sailvos_predictions, write_sailvos_clip
+
 
 # ----------------------------------------------------------------------------- reference numbers
 def test_sailvos_reference_numbers(shared_dir):
@@ -46,6 +48,29 @@ def test_sailvos_uncropped_ground_truth_gives_the_same_numbers(shared_dir):
             scores.append(score_masks("sailvos", annotation, masks, i))
         for column in ("iou", "occ_iou", "occ_gt"):
             np.testing.assert_array_equal(scores[0][column], scores[1][column])
+
+
+def test_sailvos_cropped_and_uncropped_ground_truth_score_alike(tmp_path):
+    """As above on a clip built in code, predictions at a coarser size than the ground truth (resized when scored)."""
+    path, scene = write_sailvos_clip(tmp_path, frames=6)
+    guess = np.roll(scene["amodal"][0], 3, axis=-1) | scene["modal"][0]  # 3 pixels off, visible part kept
+    file = tmp_path / "predictions.json"
+    file.write_text(json.dumps(sailvos_predictions(guess, size=(20, 28))))
+    index = index_dataset("sailvos", annotations=path)
+    predictions = read_predictions(file)
+    scores = []
+    for cropped in (False, True):
+        annotation = index.annotation(0, cropped=cropped)
+        assert annotation.cropped == cropped
+        assert (annotation.amodal_masks.shape[2:] != annotation.size) == cropped  # cropped to the object's box
+        masks = predicted_masks("sailvos", predictions, file, annotation)
+        assert masks.shape[3:] == (20, 28)
+        scores.append(score_masks("sailvos", annotation, masks, 0))
+    iou = np.asarray(scores[0]["iou"])
+    assert 0 < iou.min() < iou.max() < 1  # neither trivially perfect nor empty
+    assert np.asarray(scores[0]["occ_gt"]).any()  # some frames have hidden pixels to score
+    for column in ("iou", "occ_iou", "occ_gt"):
+        np.testing.assert_array_equal(scores[0][column], scores[1][column])
 
 
 def test_tao_amodal_reference_numbers(shared_dir):

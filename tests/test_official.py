@@ -1,8 +1,11 @@
-"""Official Diffusion-VAS checkpoints: strict loading, parity with the reference test vectors, conversion.
+"""Official Diffusion-VAS checkpoints: strict loading, conversion, the stage-1 interface; parity with the reference.
 
-The fixture folder (``AMODAL_OFFICIAL_FIXTURE``, default
-``<AMODAL_SHARED>/fixtures/official_tiny``) holds a tiny random checkpoint in
-the official layout, the inputs and the reference pipeline's decoded frames.
+Everything but parity runs on the tiny random official-layout checkpoint that
+``conftest.py`` builds in code (:func:`official_tiny`). Parity needs the
+reference pipeline's inputs and decoded frames, which only the shared fixture
+folder holds (``AMODAL_OFFICIAL_FIXTURE``, default
+``<AMODAL_SHARED>/fixtures/official_tiny``); those tests skip without it, as does
+the check that the built checkpoint has the shared one's layout.
 """
 
 from __future__ import annotations
@@ -35,12 +38,23 @@ FIXTURE_DECODE_CHUNK = 4
 
 
 @pytest.fixture(scope="module")
-def meta(fixture_dir) -> dict:
+def meta(official_tiny) -> dict:
+    return json.loads((official_tiny / "meta.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def model(official_checkpoint) -> OfficialModel:
+    return load_official_model(official_checkpoint)
+
+
+# The shared reference vectors: parity only.
+@pytest.fixture(scope="module")
+def reference_meta(fixture_dir) -> dict:
     return json.loads((fixture_dir / "meta.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def inputs(fixture_dir) -> dict:
+def reference_inputs(fixture_dir) -> dict:
     data = np.load(fixture_dir / "inputs.npz")
     return {k: torch.from_numpy(data[k]) for k in data}
 
@@ -52,7 +66,7 @@ def expected(fixture_dir) -> dict:
 
 
 @pytest.fixture(scope="module")
-def model(fixture_dir) -> OfficialModel:
+def reference_model(fixture_dir) -> OfficialModel:
     return load_official_model(fixture_dir / "checkpoint")
 
 
@@ -70,14 +84,22 @@ def settings_for(meta: dict, guidance: float, order: str = "reference", steps: i
 
 
 @pytest.fixture(scope="module")
-def small_inputs(inputs) -> dict:
-    """The fixture's inputs at 16x32 pixels (8x16 latents): for tests of plumbing rather than parity.
+def small_inputs() -> dict:
+    """Inputs like the reference's at 16x32 pixels (8x16 latents): for tests of plumbing rather than parity.
 
-    The tiny U-Net attends over every latent pixel, so this is ~16 times cheaper than 64x128.
+    ``(1, 8, 3, 16, 32)`` condition videos in [-1, 1] (a box moving right as the
+    modal mask, a vertical ramp with noise as pseudo-depth) and seeded initial
+    noise ``(1, 8, 4, 8, 16)``. The tiny U-Net attends over every latent pixel,
+    so this is ~16 times cheaper than the checkpoint's native 64x128.
     """
-    shrink = lambda video: torch.nn.functional.interpolate(video[0], size=(16, 32), mode="area")[None]  # noqa: E731
-    noise = torch.randn(1, 8, 4, 8, 16, generator=torch.Generator().manual_seed(0))
-    return {"modal": shrink(inputs["modal"]), "depth": shrink(inputs["depth"]), "latents": noise}
+    g = torch.Generator().manual_seed(0)
+    modal = -torch.ones(1, 8, 3, 16, 32)
+    for t in range(8):
+        modal[0, t, :, 4:12, 6 + t : 18 + t] = 1.0
+    ramp = torch.linspace(-1, 1, 16).reshape(1, 1, 1, 16, 1)
+    depth = (ramp + 0.1 * torch.randn(1, 8, 1, 16, 32, generator=g)).clamp(-1, 1).expand(1, 8, 3, 16, 32).contiguous()
+    noise = torch.randn(1, 8, 4, 8, 16, generator=g)
+    return {"modal": modal, "depth": depth, "latents": noise}
 
 
 def generate(model, inputs, settings) -> np.ndarray:
@@ -86,7 +108,11 @@ def generate(model, inputs, settings) -> np.ndarray:
 
 
 # Parity -----------------------------------------------------------------------------------------
-def test_config_matches_meta(model, meta):
+@pytest.mark.parametrize("source", ["built", "reference"])
+def test_config_matches_meta(request, source):
+    folder = request.getfixturevalue("official_tiny" if source == "built" else "fixture_dir")
+    meta = json.loads((folder / "meta.json").read_text())
+    model = load_official_model(folder / "checkpoint")
     assert (model.config.num_frames, model.config.height, model.config.width) == (
         meta["num_frames"],
         meta["height"],
@@ -95,10 +121,41 @@ def test_config_matches_meta(model, meta):
     assert model.config.svd.unet.in_channels == 12
 
 
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def _config(path: Path) -> dict:
+    """A component's JSON without the library versions that wrote it."""
+    versions = ("_diffusers_version", "transformers_version")
+    return {k: v for k, v in json.loads(path.read_text()).items() if k not in versions}
+
+
+def test_built_checkpoint_has_the_reference_layout(official_checkpoint, fixture_dir):
+    """The code-built checkpoint stands in for the shared one: same files, configs, weight names, shapes and dtypes."""
+    from safetensors import safe_open
+
+    reference = fixture_dir / "checkpoint"
+    assert _files(official_checkpoint) == _files(reference)
+    for name in _files(reference):
+        ours, theirs = official_checkpoint / name, reference / name
+        if name.endswith(".json"):
+            assert _config(ours) == _config(theirs), name
+            continue
+        with safe_open(ours, "pt") as a, safe_open(theirs, "pt") as b:
+            assert sorted(a.keys()) == sorted(b.keys()), name
+            for key in b.keys():
+                x, y = a.get_slice(key), b.get_slice(key)
+                assert (x.get_shape(), x.get_dtype()) == (y.get_shape(), y.get_dtype()), f"{name}: {key}"
+            if name.startswith("unet/"):  # random, not copied
+                assert not torch.equal(a.get_tensor("conv_in2.weight"), b.get_tensor("conv_in2.weight"))
+
+
 @pytest.mark.parametrize("guidance", [1.0, 1.5])
-def test_parity_with_reference(model, meta, inputs, expected, guidance):
+def test_parity_with_reference(reference_model, reference_meta, reference_inputs, expected, guidance):
+    meta = reference_meta
     assert guidance in meta["guidance_scales"]
-    frames = generate(model, inputs, settings_for(meta, guidance))
+    frames = generate(reference_model, reference_inputs, settings_for(meta, guidance))
     want = expected[f"frames_guidance_{guidance}"]
     assert frames.shape == want.shape == (meta["num_frames"], meta["height"], meta["width"], 3)
     error = float(np.abs(frames - want).max())
@@ -152,16 +209,16 @@ def test_backbone_equals_stock_unet_with_shared_context(model):
 
 # Strict loading ---------------------------------------------------------------------------------
 @pytest.fixture()
-def checkpoint_copy(fixture_dir, tmp_path) -> Path:
+def checkpoint_copy(official_checkpoint, tmp_path) -> Path:
     target = tmp_path / "checkpoint"
-    shutil.copytree(fixture_dir / "checkpoint", target)
+    shutil.copytree(official_checkpoint, target)
     for path in target.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
     return target
 
 
-def test_reference_module_is_never_imported(model, fixture_dir):
-    index = json.loads((fixture_dir / "checkpoint" / "model_index.json").read_text())
+def test_reference_module_is_never_imported(model, official_checkpoint):
+    index = json.loads((official_checkpoint / "model_index.json").read_text())
     package = index["unet"][0].split(".")[0]  # the reference code's module, absent here
     assert not any(name == package or name.startswith(package + ".") for name in sys.modules)
 
@@ -227,10 +284,10 @@ def test_not_a_checkpoint(tmp_path):
 
 
 # Conversion -------------------------------------------------------------------------------------
-def test_convert_round_trip(fixture_dir, model, tmp_path):
+def test_convert_round_trip(official_checkpoint, model, tmp_path):
     out = tmp_path / "converted"
-    assert run_cli(["convert", "official", str(fixture_dir / "checkpoint"), "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert run_cli(["convert", "official", str(official_checkpoint), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [".amodal-output.json", "config.json", "model.safetensors"]
     converted = load_official_model(out)
     assert converted.config == model.config
     for ours, theirs in ((converted.backbone, model.backbone), (converted.vae, model.vae), (converted.image_encoder, model.image_encoder)):
@@ -239,10 +296,10 @@ def test_convert_round_trip(fixture_dir, model, tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_converted_weights_load_strictly(fixture_dir, tmp_path):
+def test_converted_weights_load_strictly(official_checkpoint, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    out = save_converted(fixture_dir / "checkpoint", tmp_path / "converted")
+    out = save_converted(official_checkpoint, tmp_path / "converted")
     weights = load_file(out / "model.safetensors")
     weights.pop("unet.conv_out.bias")
     save_file(weights, out / "model.safetensors")
@@ -251,8 +308,8 @@ def test_converted_weights_load_strictly(fixture_dir, tmp_path):
 
 
 # Stage 1 interface ------------------------------------------------------------------------------
-def test_segmenter_interface(fixture_dir, meta):
-    segmenter = load_segmenter(fixture_dir / "checkpoint", settings=GenerationConfig(noise_aug_strength=0.0, decode_chunk_size=4))
+def test_segmenter_interface(official_checkpoint, meta):
+    segmenter = load_segmenter(official_checkpoint, settings=GenerationConfig(noise_aug_strength=0.0, decode_chunk_size=4))
     assert isinstance(segmenter, AmodalSegmenter)
     assert (segmenter.num_frames, segmenter.height, segmenter.width) == (meta["num_frames"], meta["height"], meta["width"])
     assert segmenter.threshold == pytest.approx(600 / 765)
@@ -283,37 +340,37 @@ def test_runtime_errors_are_one_line(monkeypatch):
     assert RuntimeConfig(device="cuda", dtype="float16", offload=True).resolve() == (torch.device("cuda"), torch.float16)
 
 
-def test_loader_fails_fast_without_cuda(fixture_dir, monkeypatch):
+def test_loader_fails_fast_without_cuda(official_checkpoint, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(InputError, match="CUDA is not available"):
-        load_segmenter(fixture_dir / "checkpoint", device="cuda", dtype="float16")
+        load_segmenter(official_checkpoint, device="cuda", dtype="float16")
 
 
-def test_every_tensor_follows_the_execution_device(fixture_dir, small_inputs, meta, monkeypatch):
+def test_every_tensor_follows_the_execution_device(official_checkpoint, small_inputs, meta, monkeypatch):
     """Run the whole pipeline on the meta device in float16: any tensor left on the CPU raises."""
     monkeypatch.setattr(RuntimeConfig, "resolve", lambda self: (torch.device("meta"), torch.float16))
-    model = load_official_model(fixture_dir / "checkpoint", RuntimeConfig())
+    model = load_official_model(official_checkpoint, RuntimeConfig())
     assert next(model.backbone.parameters()).dtype == torch.float16
     assert next(model.vae.parameters()).dtype == torch.float32  # force_upcast: the VAE stays float32
     frames = model.generate(small_inputs["modal"], small_inputs["depth"], settings_for(meta, 1.5, steps=2), progress=False)
     assert frames.device.type == "meta" and frames.shape == (1, 8, 16, 32, 3) and frames.dtype == torch.float32
 
 
-def test_bfloat16_on_cpu(fixture_dir, small_inputs, meta, model):
+def test_bfloat16_on_cpu(official_checkpoint, small_inputs, meta, model):
     inputs = small_inputs
-    half = load_official_model(fixture_dir / "checkpoint", RuntimeConfig(dtype="bfloat16"))
+    half = load_official_model(official_checkpoint, RuntimeConfig(dtype="bfloat16"))
     assert next(half.backbone.parameters()).dtype == torch.bfloat16
     frames = generate(half, inputs, settings_for(meta, 1.0, steps=1))
     full = generate(model, inputs, settings_for(meta, 1.0, steps=1))
     assert frames.dtype == np.float32 and np.abs(frames - full).mean() < 0.05
 
 
-def test_offload_moves_each_network_only_while_it_runs(fixture_dir, small_inputs, meta, model, monkeypatch):
+def test_offload_moves_each_network_only_while_it_runs(official_checkpoint, small_inputs, meta, model, monkeypatch):
     inputs = small_inputs
     reference = generate(model, inputs, settings_for(meta, 1.0, steps=1))
     # "cpu:0" stands in for an accelerator: a device whose name differs from the CPU home.
     monkeypatch.setattr(RuntimeConfig, "resolve", lambda self: (torch.device("cpu", 0), torch.float32))
-    offloaded = load_official_model(fixture_dir / "checkpoint", RuntimeConfig(offload=True))
+    offloaded = load_official_model(official_checkpoint, RuntimeConfig(offload=True))
     moves = []
     for name in ("backbone", "vae", "image_encoder"):
         module = getattr(offloaded, name)

@@ -8,7 +8,8 @@ import torch
 
 from amodal import Clip
 from amodal.errors import InputError
-from amodal.data.geometry import letterbox, window_starts
+from amodal.data.geometry import letterbox
+from amodal.data.windows import window_starts
 from amodal.segmentation.pipeline import AmodalSegmentationPipeline, SegmentationConfig
 
 
@@ -20,6 +21,8 @@ class FakeSegmenter:
 
     uses_depth = True
     threshold = 0.5
+    default_steps = 3  # the model's own best sampling settings, what a pipeline runs unless told otherwise
+    default_guidance = 1.0
 
     def __init__(self, num_frames=8, height=32, width=64, grow=0, noise=0.0):
         self.num_frames, self.height, self.width = num_frames, height, width

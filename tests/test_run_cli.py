@@ -1,4 +1,4 @@
-"""``amodal run``: depth model, official-layout stage 1 and stage 2 chained on a real clip (tiny random models)."""
+"""``amodal run``: depth model, official-layout stage 1 and stage 2 chained on a clip (tiny random models, built in code)."""
 
 import json
 import shutil
@@ -14,11 +14,11 @@ from tiny import tiny_depth_network
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_run_chains_depth_segmentation_and_completion(real_clips_dir, fixture_dir, tmp_path):
-    checkpoint = fixture_dir / "checkpoint"
+def test_run_chains_depth_segmentation_and_completion(tiny_clip, official_checkpoint, tmp_path):
+    checkpoint = official_checkpoint
     depth_model = tmp_path / "depth"
     tiny_depth_network().save_pretrained(depth_model, safe_serialization=True)
-    clip = real_clips_dir / "birdcage"
+    clip = tiny_clip
     frames, masks = tmp_path / "frames", tmp_path / "masks"
     frames.mkdir()
     masks.mkdir()
@@ -40,6 +40,7 @@ def test_run_chains_depth_segmentation_and_completion(real_clips_dir, fixture_di
     amodal = sorted((out / "segmentation" / "masks" / "1").iterdir())
     assert len(amodal) == 6
     modal = np.asarray(Image.open(masks / "frame_000.png").convert("L")) > 128
+    assert modal.any()
     assert not (modal & ~(np.asarray(Image.open(amodal[0])) > 0)).any()
     rgba = sorted((out / "completion" / "1" / "rgba").iterdir())
     assert len(rgba) == 6

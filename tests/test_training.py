@@ -11,7 +11,7 @@ from amodal.errors import InputError
 from amodal.checkpoints.registry import load_segmenter
 from amodal.training import TrainConfig, export_checkpoint, train_segmentation
 from amodal.training.checkpoint import list_checkpoints
-from amodal.training.data import WindowSampler, normalize_window_depth, open_pool
+from amodal.training.data import WindowSampler, open_pool
 from amodal.training.loop import learning_rate_factor, validation_scores
 
 from tiny import randomize
@@ -105,11 +105,6 @@ def test_windows_are_native_size_and_a_function_of_the_step(tiny_world):
     assert not torch.equal(a.amodal, c.amodal)
     assert a.depth.min() >= -1 and a.depth.max() <= 1
     assert bool(((a.modal <= a.amodal)).all())
-
-
-def test_window_depth_normalisation():
-    raw = np.array([[[1.0, 3.0], [np.nan, 2.0]]], dtype=np.float32)
-    np.testing.assert_allclose(normalize_window_depth(raw), [[[-1.0, 1.0], [-1.0, 0.0]]])
 
 
 def test_validation_scores():

@@ -1,4 +1,4 @@
-"""Speed and memory of a stage-1 model at its native geometry (``amodal bench``)."""
+"""Speed and memory of a stage-1 or stage-2 model at its native geometry (``amodal bench``)."""
 
 from __future__ import annotations
 
@@ -55,26 +55,46 @@ def bench_inputs(num_frames: int, height: int, width: int, depth: bool):
 def benchmark(
     name_or_path: str,
     *,
-    steps: int = 25,  # the paper's step count
-    guidance: float = 1.5,  # > 1 runs the unconditional branch too (double batch)
+    steps: int | None = None,  # None = the model's own best (its config's sampling_steps)
+    guidance: float | None = None,  # > 1 runs the unconditional branch too (double batch); None = the model's own
     depth: bool = True,
     repeats: int = 3,
     device: str = "cpu",
     seed: int = 0,
 ) -> BenchResult:
-    """Time ``sample()`` of one native window (batch 1) and report per-frame seconds and peak memory."""
-    from amodal.checkpoints.registry import load_segmenter
+    """Time one native window (batch 1) of a segmenter's ``sample()`` or a completer's ``samples()``.
 
-    model = load_segmenter(name_or_path, device=device)
+    Reports per-frame seconds and peak memory; a completer is given the bench window's disc as
+    the object, its visible part in grey on white.
+    """
+    from amodal.checkpoints.registry import detect_format, load_completer, load_segmenter
+
+    found = detect_format(name_or_path)
+    completion = found is not None and found.stage == "completion"
+    model = (load_completer if completion else load_segmenter)(name_or_path, device=device)
+    steps = int(model.default_steps if steps is None else steps)
+    guidance = float(model.default_guidance if guidance is None else guidance)
     modal, d = bench_inputs(model.num_frames, model.height, model.width, depth)
     generator = torch.Generator().manual_seed(seed)
+    if completion:
+        amodal = torch.maximum(modal, bench_inputs(model.num_frames, model.height, model.width, False)[0].roll(4, -1))
+        rgb = torch.where(modal[:, :, None] > 0, torch.full((1, 1, 3, 1, 1), 0.4), torch.ones(1, 1, 3, 1, 1))
+        rgb = rgb.expand(-1, -1, -1, model.height, model.width).contiguous()
+        depth = False
+
+        def run_model():
+            model.samples(rgb, amodal, modal, 1, steps=steps, guidance=guidance, generator=generator)
+    else:
+
+        def run_model():
+            model.sample(modal, d, steps=steps, guidance=guidance, generator=generator)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
 
     def call() -> float:
         start = time.perf_counter()
         with torch.no_grad():
-            model.sample(modal, d, steps=steps, guidance=guidance, generator=generator)
+            run_model()
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         return time.perf_counter() - start

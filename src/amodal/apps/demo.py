@@ -32,10 +32,11 @@ class DemoConfig:
 
     out: str = "demo_output"  # folder for the overlays and scores
     model: str = "default"  # the model to run (see ``amodal segment --model``)
-    steps: int = 25  # denoising steps (the paper's 25)
+    steps: int | None = None  # denoising steps; None = the model's own best
     samples: int = 1  # hypotheses per object
     seed: int = 0  # seed of the initial noise
     progress: bool = True  # progress bars
+    overwrite: bool = False  # replace an existing out folder that amodal demo did not write
 
 
 def demo_clip():
@@ -66,10 +67,14 @@ def score(clip, amodal: np.ndarray) -> dict:
 def run_demo(config: DemoConfig) -> dict:
     """Segment the bundled clip, score it, write overlays; returns the scores per method."""
     from amodal.segmentation import baselines
-    from amodal.util.fs import write_json
-    from amodal.viz.overlay import render_overlay_video
+    from amodal.checkpoints.registry import BUNDLED
     from amodal.segmentation.pipeline import AmodalSegmentationPipeline, SegmentationConfig
+    from amodal.util.fs import atomic_dir, check_output
+    from amodal.viz.overlay import render_overlay_video
 
+    out = check_output(
+        config.out, command="demo", overwrite=config.overwrite, inputs=(None if config.model in BUNDLED else config.model,)
+    )
     clip = demo_clip()
     pipe = AmodalSegmentationPipeline.from_pretrained(
         config.model,
@@ -84,29 +89,37 @@ def run_demo(config: DemoConfig) -> dict:
         "temporal": score(clip, baselines.temporal_baseline(clip)),
         config.model: score(clip, output.amodal_masks),
     }
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    render_overlay_video(clip, out / "overlay.mp4", output.amodal_masks)
-    render_overlay_video(clip, out / "overlay.gif", output.amodal_masks)
-    render_overlay_video(clip, out / "panels.mp4", output.amodal_masks, panels=True)
+    with atomic_dir(out, command="demo") as tmp:
+        render_overlay_video(clip, tmp / "overlay.mp4", output.amodal_masks)
+        render_overlay_video(clip, tmp / "overlay.gif", output.amodal_masks)
+        render_overlay_video(clip, tmp / "panels.mp4", output.amodal_masks, panels=True)
+        _write_scores(tmp, clip, config, pipe, seconds, results)
+    return json.loads((out / "scores.json").read_text())
+
+
+def _write_scores(folder: Path, clip, config: DemoConfig, pipe, seconds: float, results: dict) -> None:
+    from amodal.util.fs import write_json
+
     summary = {
         "clip": clip.source,
         "frames": clip.num_frames,
         "objects": clip.num_objects,
         "model": config.model,
-        "steps": config.steps,
+        "steps": pipe.steps,
+        "guidance": pipe.guidance,
         "seconds": round(seconds, 2),
         "seconds_per_frame": round(seconds / clip.num_frames, 3),
         "scores": results,
     }
-    write_json(out / "scores.json", summary)
-    return summary
+    write_json(folder / "scores.json", summary)
 
 
 def format_table(summary: dict) -> str:
     """The scores as an aligned text table (fractions shown as percentages; "-" where no frame was kept)."""
+    def percent(value) -> str:
+        return "-" if value is None or value != value else f"{100 * value:.2f}"
+
     lines = [f"{'method':<20} {'mIoU':>7} {'mIoU_occ':>9} {'mIoU_occ_strict':>16}"]
     for name, s in summary["scores"].items():
-        occ = "-" if s["miou_occ"] is None or s["miou_occ"] != s["miou_occ"] else f"{100 * s['miou_occ']:.2f}"
-        lines.append(f"{name:<20} {100 * s['miou']:>7.2f} {occ:>9} {100 * s['miou_occ_strict']:>16.2f}")
+        lines.append(f"{name:<20} {percent(s['miou']):>7} {percent(s['miou_occ']):>9} {percent(s['miou_occ_strict']):>16}")
     return "\n".join(lines)

@@ -24,11 +24,12 @@ class TwoStageConfig:
 
     segmentation: SegmentRunConfig  # inputs, depth, stage-1 model and settings; its ``out`` is OUT/segmentation
     completion_model: str  # stage-2 checkpoint (official Diffusion-VAS content completion, or converted)
-    steps: int = 25  # Euler steps of stage 2 (the reference's 25)
-    guidance: float = 1.5  # guidance scale of stage 2 (the reference's 1.5)
+    steps: int | None = None  # Euler steps of stage 2; None = the checkpoint's own (the reference's 25)
+    guidance: float | None = None  # guidance scale of stage 2; None = the checkpoint's own (the reference's 1.5)
     seed: int = 0  # seed of stage 2's initial noise
     height: int | None = None  # stage-2 resolution; None: the checkpoint's own
     width: int | None = None
+    overwrite: bool = False  # replace an existing OUT that amodal run did not write
 
 
 def write_modal_folders(source, out: Path) -> None:
@@ -44,16 +45,36 @@ def write_modal_folders(source, out: Path) -> None:
 
 def run_two_stage(config: TwoStageConfig, out: str | Path) -> dict:
     """Run both stages into ``out``; returns a summary (also written to ``out/summary.json``)."""
-    from amodal.completion.pipeline import CompleteCommand, CompletionConfig, run_complete
-    from amodal.data.io.stream import open_video
-    from amodal.checkpoints.official.config import GenerationConfig
+    import dataclasses
 
-    out = Path(out)
+    from amodal.apps.segment import check_arguments, inputs_of
+    from amodal.checkpoints.official import adapter
+    from amodal.checkpoints.formats import OFFICIAL
+    from amodal.checkpoints.registry import resolve
+    from amodal.util.fs import atomic_dir, check_output
+
     seg = config.segmentation
     if seg.pipeline.pad:
         raise InputError("--pad is not supported by `amodal run`: stage 2 completes objects inside the frame")
-    if Path(seg.out).resolve() != (out / "segmentation").resolve():
-        raise InputError(f"the segmentation output must be {out / 'segmentation'}, got {seg.out}")
+    check_arguments(seg)
+    final = check_output(
+        out, command="run", inputs=(*inputs_of(seg), config.completion_model), overwrite=config.overwrite
+    )
+    # Every model is checked before the first stage starts: its kind, its stage, its layout.
+    resolve(seg.model, "segmentation", flag="--segmentation-model")
+    completion = resolve(config.completion_model, "completion", flag="--completion-model")
+    if completion.kind == OFFICIAL:
+        adapter.read_config(completion.path)
+    with atomic_dir(final, command="run") as tmp:
+        summary = _run_into(config, dataclasses.replace(seg, out=str(tmp / "segmentation")), tmp, final)
+    return summary
+
+
+def _run_into(config: TwoStageConfig, seg, out: Path, final: Path) -> dict:
+    from amodal.apps.complete import CompleteCommand, run_complete
+    from amodal.completion.pipeline import CompletionConfig
+    from amodal.data.io.stream import open_video
+
     timings = {}
     t0 = time.perf_counter()
     stage1 = segment_video(seg)
@@ -69,9 +90,7 @@ def run_two_stage(config: TwoStageConfig, out: str | Path) -> dict:
             amodal=str(out / "segmentation" / "masks"),
             out=str(out / "completion"),
             completion=CompletionConfig(
-                generation=GenerationConfig(
-                    steps=config.steps, min_guidance=config.guidance, max_guidance=config.guidance
-                ),
+                generation=_generation(config),
                 seed=config.seed,
             ),
             device=seg.device,
@@ -83,8 +102,8 @@ def run_two_stage(config: TwoStageConfig, out: str | Path) -> dict:
     )
     timings["completion"] = time.perf_counter() - t0
     summary = {
-        "segmentation": str(out / "segmentation"),
-        "completion": str(out / "completion"),
+        "segmentation": str(final / "segmentation"),
+        "completion": str(final / "completion"),
         "objects": [o["id"] for o in stage1["objects"]],
         "frames": stage1["frames"],
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
@@ -92,3 +111,12 @@ def run_two_stage(config: TwoStageConfig, out: str | Path) -> dict:
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
+
+def _generation(config: TwoStageConfig):
+    """Stage 2's sampling settings (a ``GenerationConfig``): the checkpoint's own, with what the command line chose."""
+    from amodal.checkpoints.official.config import GenerationConfig
+
+    chosen = {"steps": config.steps} if config.steps is not None else {}
+    if config.guidance is not None:
+        chosen.update(min_guidance=config.guidance, max_guidance=config.guidance)
+    return GenerationConfig(**chosen)

@@ -26,6 +26,9 @@ import numpy as np
 
 from amodal.errors import InputError
 from amodal.segmentation.pipeline import AmodalSegmentationPipeline, SegmentationConfig
+from amodal.util.checks import check_device, check_positive, check_seed
+
+DTYPES = ("float32", "bfloat16", "float16")  # what --dtype may name; each model says which it runs
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,10 @@ class SegmentRunConfig:
     fps: float | None = None  # output frame rate; None = the video's own (8 for folders)
     gif_max_frames: int = 300  # longer videos get only the MP4 overlay (GIFs grow large)
     pipeline: SegmentationConfig = field(default_factory=SegmentationConfig)
+    overwrite: bool = False  # replace an existing --out that amodal segment did not write
 
 
-def _check(config: SegmentRunConfig) -> None:
+def check_arguments(config: SegmentRunConfig) -> None:
     given = [n for n, v in (("--depth", config.depth), ("--depth-model", config.depth_model)) if v]
     if config.no_depth:
         given.append("--no-depth")
@@ -59,6 +63,45 @@ def _check(config: SegmentRunConfig) -> None:
         h, w = config.resolution
         if h < 8 or w < 8:
             raise InputError(f"--resolution must be at least 8x8, got {h}x{w}")
+    check_positive(config.fps, "--fps")
+    check_seed(config.pipeline.seed)
+    check_device(config.device)
+    if config.dtype not in DTYPES:
+        raise InputError(f"--dtype {config.dtype}: use one of {', '.join(DTYPES)}")
+
+
+def inputs_of(config: SegmentRunConfig) -> tuple:
+    """The paths this run reads: the output may be none of them, nor hold or sit inside one."""
+    from amodal.checkpoints.registry import BUNDLED
+
+    model = None if config.model in BUNDLED else config.model
+    return (config.frames, config.masks, config.depth, config.depth_model, model)
+
+
+# Memory one model-canvas pixel of one (object, sample) row costs while a window runs, measured for
+# the lite backbone (about 400 MiB for 8 rows of 16 frames at 64x128, `amodal bench`), with room.
+BYTES_PER_CANVAS_PIXEL = 128
+# Memory one output pixel of one (object, sample) row costs: the soft mask, its blend sum, the binary
+# mask and the copies the letterbox mapping makes, in float32.
+BYTES_PER_OUTPUT_PIXEL = 16
+
+
+def check_memory(config: SegmentRunConfig, size: tuple[int, int], num_objects: int, canvas: tuple[int, int], window: int) -> None:
+    """Refuse a canvas, a pad or a batch that would need more memory than this machine has free."""
+    from amodal.util.checks import check_fits_in_memory
+
+    cfg = config.pipeline
+    rows = min(cfg.batch_size, max(1, num_objects * cfg.samples))
+    model_bytes = canvas[0] * canvas[1] * window * rows * BYTES_PER_CANVAS_PIXEL
+    pad_h, pad_w = (round(s * cfg.pad) for s in size)
+    frames_held = 2 * window  # frames waiting for a later window, as the pipeline streams
+    output_bytes = (size[0] + 2 * pad_h) * (size[1] + 2 * pad_w) * num_objects * cfg.samples * frames_held * BYTES_PER_OUTPUT_PIXEL
+    check_fits_in_memory(
+        model_bytes + output_bytes,
+        f"segmenting {num_objects} object(s) of {size[1]}x{size[0]} frames (model canvas {canvas[1]}x{canvas[0]}, "
+        f"--pad {cfg.pad:g}, --batch-size {cfg.batch_size}, --samples {cfg.samples})",
+        "use a smaller --resolution, --pad, --batch-size, --window or fewer --samples",
+    )
 
 
 def _depth_stream(config: SegmentRunConfig, source, timings: dict):
@@ -86,16 +129,20 @@ def _depth_stream(config: SegmentRunConfig, source, timings: dict):
 
 def segment_video(config: SegmentRunConfig) -> dict:
     """Run stage 1 on a video on disk and write every output; returns the summary dict."""
-    from amodal.util.fs import atomic_dir
+    from amodal.util.fs import atomic_dir, check_output
     from amodal.data.io import rle as rle_codec
     from amodal.data.io.stream import open_video
     from amodal.checkpoints.formats import is_official_layout
-    from amodal.checkpoints.registry import load_segmenter
+    from amodal.checkpoints.registry import load_segmenter, resolve
 
-    _check(config)
+    check_arguments(config)
+    resolve(config.model, "segmentation")  # what --model is, before anything is read or written
+    out = check_output(config.out, command="segment", inputs=inputs_of(config), overwrite=config.overwrite)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     source = open_video(config.frames, config.masks, config.mask_mode, config.objects, config.depth, config.fps)
+    if config.resolution is not None:
+        check_memory(config, source.size, len(source.object_ids), config.resolution, config.pipeline.window or 16)
     t0 = time.perf_counter()
     load_options = {} if config.dtype == "float32" else {"dtype": config.dtype}
     official = is_official_layout(config.model)
@@ -105,6 +152,8 @@ def segment_video(config: SegmentRunConfig) -> dict:
     if config.resolution is not None and not official:
         segmenter = at_resolution(segmenter, *config.resolution)
     timings["model_load"] = time.perf_counter() - t0
+    window = config.pipeline.window or int(segmenter.num_frames)
+    check_memory(config, source.size, len(source.object_ids), (int(segmenter.height), int(segmenter.width)), window)
     pipe = AmodalSegmentationPipeline(segmenter, config.pipeline)
     depth_stream = _depth_stream(config, source, timings)
     if depth_stream is None and getattr(segmenter, "uses_depth", False) and not config.no_depth:
@@ -112,8 +161,7 @@ def segment_video(config: SegmentRunConfig) -> dict:
 
     ids = source.object_ids
     samples = config.pipeline.samples
-    out = Path(config.out)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, command="segment") as tmp:
         from PIL import Image
 
         amodal_rles = [[] for _ in ids]
@@ -193,6 +241,7 @@ def segment_video(config: SegmentRunConfig) -> dict:
             ],
             "depth": "none" if depth_stream is None else ("model" if config.depth_model else "precomputed"),
             "settings": _jsonable(asdict(config)),
+            "sampling": {"steps": pipe.steps, "guidance": pipe.guidance},  # what ran: the settings or the model's own
             "timings_s": {k: round(v, 4) for k, v in timings.items()},
             "seconds_per_frame": round(timings["segmentation"] / source.num_frames, 4),
         }
@@ -211,6 +260,10 @@ def at_resolution(segmenter, height: int, width: int):
     config = getattr(segmenter, "config", None)
     if not (dataclasses.is_dataclass(config) and hasattr(config, "height") and hasattr(config, "width")):
         raise InputError(f"--resolution: this model ({type(segmenter).__name__}) runs only at its native size")
+    factor = getattr(getattr(config, "backbone", None), "spatial_factor", 1)
+    if height % factor or width % factor:
+        fit = f"{max(factor, height // factor * factor)}x{max(factor, width // factor * factor)}"
+        raise InputError(f"--resolution {height}x{width}: this model needs multiples of {factor} per side (for example {fit})")
     segmenter.config = dataclasses.replace(config, height=height, width=width)
     return segmenter
 

@@ -15,7 +15,8 @@ CONFIG_NAME = "config.json"  # every model folder amodal writes holds its config
 WEIGHTS_NAME = "model.safetensors"  # ... and its weights here
 OFFICIAL_INDEX = "model_index.json"  # what marks a diffusers pipeline folder (the official release)
 
-SEGMENTER_FORMAT = "amodal-segmenter"  # the "format" tag of our stage-1 folders (amodal train)
+SEGMENTER_FORMAT = "amodal-segmenter"  # the "format" tag of our stage-1 folders (amodal train segmentation)
+COMPLETER_FORMAT = "amodal-completer"  # the tag of our stage-2 folders (amodal train completion)
 CONVERTED_OFFICIAL_FORMAT = "amodal-official-svd"  # the tag of `amodal convert official` folders
 
 # Kinds of model folder.
@@ -53,6 +54,8 @@ def folder_format(path: str | os.PathLike) -> ModelFormat | None:
     tag = config_format(path)
     if tag == SEGMENTER_FORMAT:
         return ModelFormat(OURS, "segmentation", path)
+    if tag == COMPLETER_FORMAT:
+        return ModelFormat(OURS, "completion", path)
     if tag == CONVERTED_OFFICIAL_FORMAT:
         return ModelFormat(CONVERTED, None, path)
     return None

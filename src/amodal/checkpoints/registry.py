@@ -90,6 +90,10 @@ def load_segmenter(name_or_path: str | os.PathLike, device=None, **kwargs):
     """
     found = resolve(name_or_path, "segmentation")
     if found.kind == OURS:
+        if set(kwargs) == {"dtype"}:
+            raise InputError(
+                f"--dtype {kwargs['dtype']}: amodal's own models run in float32; other precisions are for official checkpoints"
+            )
         if kwargs:
             raise InputError(f"--model {name_or_path}: options {sorted(kwargs)} apply only to official checkpoints")
         from amodal.segmentation.model import load_segmenter_folder
@@ -102,11 +106,21 @@ def load_segmenter(name_or_path: str | os.PathLike, device=None, **kwargs):
     return load_official(found.path, **kwargs)
 
 
-def load_completer(name_or_path: str | os.PathLike, **kwargs):
-    """Load a stage-2 model (an official or converted content-completion checkpoint)."""
+def load_completer(name_or_path: str | os.PathLike, device=None, **kwargs):
+    """Load a stage-2 model: one of ours (bundled name or folder) or an official / converted checkpoint.
+
+    ``kwargs`` (dtype, offload, settings, height, width) apply to official checkpoints only.
+    """
     found = resolve(name_or_path, "completion")
     if found.kind == OURS:
-        raise InputError(f"--model {name_or_path}: amodal has no completion model of its own in this folder format")
+        given = sorted(k for k, v in kwargs.items() if v not in (None, False, "float32"))
+        if given:
+            raise InputError(f"--model {name_or_path}: options {given} apply only to official checkpoints")
+        from amodal.completion.model import load_completer_folder
+
+        return load_completer_folder(found.path, device or "cpu")
     from amodal.completion.official import load_completer as load_official
 
+    if device is not None:
+        kwargs["device"] = device
     return load_official(found.path, **kwargs)

@@ -4,12 +4,17 @@ Each subcommand lives in its own module ``amodal.cli.<name>`` exposing
 ``register(subparsers)``, which adds its parser and sets ``func`` to a handler
 taking the parsed arguments. Heavy imports happen inside the handlers so that
 ``amodal --help`` is instant.
+
+Whatever goes wrong, a user sees one line, ``amodal: error: ...``, and a non-zero exit status:
+2 for bad input (argument errors included), 1 for anything unexpected, 130 / 143 when
+interrupted or terminated. ``--debug`` (or ``AMODAL_DEBUG=1``) prints the traceback as well.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from amodal import __version__
@@ -23,18 +28,35 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
     """Keep the worked examples' line breaks and show every default."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as the one line every other error is: ``amodal: error: <message> (see --help)``."""
+
+    def error(self, message: str):
+        print(f"amodal: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="amodal",
         description="Video amodal segmentation and content completion with video diffusion priors.",
         formatter_class=_Formatter,
         epilog="Run `amodal COMMAND --help` for a worked example of each command.",
     )
     parser.add_argument("--version", action="version", version=f"amodal {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error (also AMODAL_DEBUG=1)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(f"amodal.cli.{name}").register(subparsers)
     return parser
+
+
+def add_overwrite(parser: argparse.ArgumentParser, what: str = "--out") -> None:
+    """The one ``--overwrite`` flag: replace an existing output that this command did not write."""
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help=f"replace an existing {what} that is not an earlier output of this command (inputs are never replaced)",
+    )
 
 
 def add_command(subparsers, name: str, help: str, example: str) -> argparse.ArgumentParser:
@@ -48,18 +70,45 @@ def add_command(subparsers, name: str, help: str, example: str) -> argparse.Argu
     )
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    from amodal.util.fs import Terminated, exit_cleanly_on_sigterm
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv[:1] or os.environ.get("AMODAL_DEBUG", "") not in ("", "0")
+    exit_cleanly_on_sigterm()
     try:
-        result = args.func(args)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        return int(args.func(args) or 0)
+    except SystemExit as e:  # argparse: --help, --version, or an argument error already printed
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     except AmodalError as e:
-        print(f"amodal: error: {e}", file=sys.stderr)
+        _report(_one_line(e), debug)
         return 2
     except KeyboardInterrupt:
         print("amodal: interrupted", file=sys.stderr)
         return 130
-    return int(result or 0)
+    except Terminated:
+        print("amodal: terminated", file=sys.stderr)
+        return 143
+    except MemoryError:
+        _report("out of memory; use a smaller --resolution, --batch-size or --window, or fewer --samples", debug)
+        return 1
+    except Exception as e:  # noqa: BLE001  the one place every unexpected error is turned into a line
+        _report(f"{type(e).__name__}: {_one_line(e) or 'no message'} (rerun with --debug for the traceback)", debug)
+        return 1
+
+
+def _report(message: str, debug: bool) -> None:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    print(f"amodal: error: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from amodal.cli import add_command
+from amodal.cli import add_command, add_overwrite
 
 EXAMPLE = """\
-  amodal bench                                   # the default model, 25 guided Euler steps
+  amodal bench                                   # the default model at its own best sampling settings
   amodal bench --model default --steps 1 2 4 8 25 --json bench.json
   amodal bench --model default-regression
   amodal bench --model runs/default/model --no-depth
@@ -15,16 +15,17 @@ EXAMPLE = """\
 
 def register(subparsers) -> None:
     parser = add_command(
-        subparsers, "bench", "Measure seconds per frame and peak memory of a segmentation model.", EXAMPLE
+        subparsers, "bench", "Measure seconds per frame and peak memory of a segmentation or completion model.", EXAMPLE
     )
-    parser.add_argument("--model", default="default", help="'default', 'default-regression' or a model folder")
-    parser.add_argument("--steps", type=int, nargs="+", default=[25], help="denoising steps (one run per value)")
-    parser.add_argument("--guidance", type=float, default=1.5, help="classifier-free guidance scale (>1 doubles the batch)")
+    parser.add_argument("--model", default="default", help="a bundled model name (default, default-regression, default-completion, ...) or a model folder of either stage")
+    parser.add_argument("--steps", type=int, nargs="+", default=[None], help="denoising steps, one run per value (default: the model's own best, from its config)")
+    parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale, >1 doubles the batch (default: the model's own best, from its config)")
     parser.add_argument("--no-depth", action="store_true", help="run mask-only (no depth input)")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per setting (median reported)")
     parser.add_argument("--device", default="cpu", help="torch device")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    add_overwrite(parser, "--json file")
     parser.add_argument(
         "--video-frames", type=int, nargs="+", default=None, metavar="N",
         help="instead: peak memory of `amodal segment` on generated 640x360 videos of these lengths "
@@ -40,9 +41,10 @@ def _bench(args) -> int:
     from amodal.util.fs import write_json
     from amodal.apps.bench import benchmark
 
+    _check_json(args)
     if args.video_frames is not None:
         return _bench_video_memory(args)
-    if args.repeats < 1 or any(s < 1 for s in args.steps):
+    if args.repeats < 1 or any(s is not None and s < 1 for s in args.steps):
         raise InputError("--repeats and every --steps value must be >= 1")
     if args.threads is not None:
         if args.threads < 1:
@@ -62,6 +64,18 @@ def _bench(args) -> int:
     if args.json:
         write_json(args.json, results)
     return 0
+
+
+def _check_json(args) -> None:
+    """``--json`` and ``--device`` are checked before anything is measured, not after minutes of it."""
+    from amodal.checkpoints.registry import BUNDLED
+    from amodal.util.checks import check_device
+    from amodal.util.fs import check_output
+
+    check_device(args.device)
+    if args.json:
+        model = None if args.model in BUNDLED else args.model
+        check_output(args.json, command="bench", kind="file", inputs=(model,), overwrite=args.overwrite, flag="--json")
 
 
 def _bench_video_memory(args) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amodal.cli import add_command
+from amodal.cli import add_command, add_overwrite
 
 EXAMPLE = """\
   amodal complete --model checkpoints/diffusion-vas-content-completion \\
@@ -14,14 +14,15 @@ EXAMPLE = """\
 
 
 def register(subparsers) -> None:
-    parser = add_command(subparsers, "complete", "Complete each object's appearance (stage 2) with an official checkpoint.", EXAMPLE)
-    parser.add_argument("--model", required=True, help="content-completion checkpoint: official folder (model_index.json) or converted")
+    parser = add_command(subparsers, "complete", "Complete each object's appearance (stage 2).", EXAMPLE)
+    parser.add_argument("--model", required=True, help="completion model: default-completion, one of our model folders, or an official checkpoint (folder with model_index.json, or converted)")
     parser.add_argument("--frames", required=True, help="folder of RGB frames, or a video file")
     parser.add_argument("--masks", required=True, help="modal masks (object = luminance > 128)")
     parser.add_argument("--amodal", required=True, help="amodal masks from stage 1, laid out like --masks")
-    parser.add_argument("--out", required=True, help="output folder (replaced once the new one is complete)")
-    parser.add_argument("--steps", type=int, default=25, help="Euler steps (the reference's 25)")
-    parser.add_argument("--guidance", type=float, default=1.5, help="classifier-free guidance scale (the reference's 1.5)")
+    parser.add_argument("--out", required=True, help="output folder, written once complete (an earlier `amodal complete` output there is replaced)")
+    add_overwrite(parser)
+    parser.add_argument("--steps", type=int, default=None, help="Euler steps (default: the model's own; the official checkpoints' is 25)")
+    parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's own; the official checkpoints' is 1.5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial noise")
     parser.add_argument("--noise-aug", type=float, default=0.02, help="noise added to the conditions (the reference's 0.02)")
     parser.add_argument("--decode-chunk-size", type=int, default=8, help="frames per VAE decoder call; lower saves memory")
@@ -42,13 +43,11 @@ def register(subparsers) -> None:
 
 
 def _complete(args) -> int:
-    from amodal.completion.pipeline import CompleteCommand, CompletionConfig, run_complete
+    from amodal.apps.complete import CompleteCommand, run_complete
+    from amodal.completion.pipeline import CompletionConfig
     from amodal.checkpoints.official.config import GenerationConfig
 
     generation = GenerationConfig(
-        steps=args.steps,
-        min_guidance=args.guidance,
-        max_guidance=args.guidance,
         noise_aug_strength=args.noise_aug,
         decode_chunk_size=args.decode_chunk_size,
         embedding_order=args.embedding_order,
@@ -65,6 +64,9 @@ def _complete(args) -> int:
         offload=args.offload,
         height=args.height,
         width=args.width,
+        overwrite=args.overwrite,
+        steps=args.steps,
+        guidance=args.guidance,
     )
     out = run_complete(command, progress=not args.no_progress)
     print(f"wrote {out}")

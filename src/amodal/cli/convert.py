@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amodal.cli import add_command
+from amodal.cli import add_command, add_overwrite
 
 EXAMPLE = """\
   amodal convert official checkpoints/diffusion-vas-amodal-segmentation --out models/vas-seg
@@ -17,20 +17,24 @@ def register(subparsers) -> None:
 
     official = kinds.add_parser("official", help="a Diffusion-VAS folder (model_index.json) -> config.json + model.safetensors")
     official.add_argument("path", help="official checkpoint folder")
-    official.add_argument("--out", required=True, help="folder to write")
+    official.add_argument("--out", required=True, help="folder to write (never the checkpoint itself)")
+    add_overwrite(official)
     official.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"), help="recast the weights (default: keep)")
     official.set_defaults(func=_official)
 
     depth = kinds.add_parser("depth-anything", help="an original Depth Anything V2 .pth -> transformers folder (safetensors)")
     depth.add_argument("path", help="depth_anything_v2_vit{s,b,l}.pth (read with torch's weights_only loader)")
     depth.add_argument("--out", required=True, help="folder to write")
+    add_overwrite(depth)
     depth.add_argument("--config", default=None, help="transformers config.json, only for non-released sizes")
     depth.set_defaults(func=_depth)
 
 
 def _official(args) -> int:
     from amodal.checkpoints.official.model import save_converted
+    from amodal.util.fs import check_output
 
+    check_output(args.out, command="convert official", inputs=(args.path,), overwrite=args.overwrite)
     out = save_converted(args.path, args.out, dtype=args.dtype)
     print(f"wrote {out}")
     return 0
@@ -38,7 +42,9 @@ def _official(args) -> int:
 
 def _depth(args) -> int:
     from amodal.depth import convert_depth_checkpoint
+    from amodal.util.fs import check_output
 
+    check_output(args.out, command="convert depth-anything", inputs=(args.path, args.config), overwrite=args.overwrite)
     out = convert_depth_checkpoint(args.path, args.out, config=args.config)
     print(f"wrote {out}")
     return 0

@@ -24,7 +24,7 @@ EXAMPLE = """\
 
 
 def register(subparsers) -> None:
-    from amodal.cli import add_command
+    from amodal.cli import add_command, add_overwrite
     from amodal.data.datasets import DATASET_KINDS
 
     parser = add_command(
@@ -71,8 +71,8 @@ def register(subparsers) -> None:
         "--samples", type=int, default=1, help="hypotheses per object for generative methods; Top-k uses k = SAMPLES"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of generative methods")
-    parser.add_argument("--steps", type=int, default=25, help="denoising steps of diffusion models")
-    parser.add_argument("--guidance", type=float, default=1.5, help="classifier-free guidance scale of diffusion models")
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's own best, from its config; 25 is the paper's)")
+    parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's own best, from its config; 1.5 is the paper's)")
     parser.add_argument("--no-depth", action="store_true", help="run learned models mask-only")
     parser.add_argument(
         "--window", type=int, metavar="N", help="score clips in windows of N frames; None scores whole clips"
@@ -80,7 +80,8 @@ def register(subparsers) -> None:
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N clips (quick checks)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder, written when the run completes (an earlier `amodal eval` output there is replaced)")
+    add_overwrite(parser)
     parser.set_defaults(func=run)
 
 
@@ -106,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         plots=not args.no_plots,
         progress=not args.quiet,
+        overwrite=args.overwrite,
     )
     results = run_evaluation(config)
     if current_shard().is_main:

@@ -15,7 +15,7 @@ EXAMPLE = """\
 
 
 def register(subparsers) -> None:
-    from amodal.cli import add_command
+    from amodal.cli import add_command, add_overwrite
 
     parser = add_command(
         subparsers,
@@ -48,11 +48,12 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--panels", action="store_true", help="labelled input | modal | amodal panels side by side")
     parser.add_argument("--no-legend", action="store_true", help="leave out the colour legend")
+    add_overwrite(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from amodal.viz.overlay import OverlayConfig, render_overlay_files
+    from amodal.apps.overlay import OverlayConfig, render_overlay_files
 
     config = OverlayConfig(
         out=args.out,
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         panels=args.panels,
         max_width=args.max_width,
         legend=not args.no_legend,
+        overwrite=args.overwrite,
     )
     path = render_overlay_files(config)
     print(path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amodal.cli import add_command
+from amodal.cli import add_command, add_overwrite
 
 EXAMPLE = """\
   amodal run --frames clips/horse/rgbs --masks clips/horse/masks \\
@@ -29,15 +29,16 @@ def register(subparsers) -> None:
     p.add_argument("--segmentation-model", default="default", help="stage-1 model (default, a folder, or official)")
     p.add_argument("--completion-model", required=True, help="stage-2 checkpoint (official content completion)")
     p.add_argument("--out", required=True, help="output folder: OUT/segmentation and OUT/completion")
-    p.add_argument("--steps", type=int, default=25, help="denoising steps of both stages")
-    p.add_argument("--guidance", type=float, default=1.5, help="guidance scale of both stages")
+    add_overwrite(p)
+    p.add_argument("--steps", type=int, default=None, help="denoising steps of both stages (default: each model's own; the official checkpoints' is 25)")
+    p.add_argument("--guidance", type=float, default=None, help="guidance scale of both stages (default: each model's own; the official checkpoints' is 1.5)")
     p.add_argument("--seed", type=int, default=0, help="seed of both stages")
     p.add_argument("--window", type=int, help="stage-1 frames per model call (default: native)")
     p.add_argument("--overlap", type=int, default=4, help="stage-1 frames shared by consecutive windows")
     p.add_argument("--height", type=int, help="model height for both stages (default: each model's own)")
     p.add_argument("--width", type=int, help="model width for both stages (default: each model's own)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--dtype", default="float32", help="float32 or bfloat16 on CPU; float16 or bfloat16 on CUDA")
+    p.add_argument("--dtype", default="float32", help="float32 (amodal's own models); official checkpoints also take bfloat16 on CPU, float16 or bfloat16 on CUDA")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -63,7 +64,8 @@ def run(args) -> int:
     )
     summary = run_two_stage(
         TwoStageConfig(segmentation=segmentation, completion_model=args.completion_model, steps=args.steps,
-                       guidance=args.guidance, seed=args.seed, height=args.height, width=args.width),
+                       guidance=args.guidance, seed=args.seed, height=args.height, width=args.width,
+                       overwrite=args.overwrite),
         args.out,
     )
     print(f"wrote {args.out}: segmentation/ and completion/ for object(s) {summary['objects']}, "

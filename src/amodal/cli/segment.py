@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amodal.cli import add_command
+from amodal.cli import add_command, add_overwrite
 
 EXAMPLE = """\
   amodal segment --frames clips/horse/rgbs --masks clips/horse/masks --out runs/horse
@@ -39,9 +39,10 @@ def register(subparsers) -> None:
     depth.add_argument("--depth-model", help="Depth Anything V2 checkpoint (transformers folder or .pth)")
     depth.add_argument("--no-depth", action="store_true", help="run mask-only")
     p.add_argument("--model", default="default", help="default, default-regression, a model folder or an official checkpoint")
-    p.add_argument("--out", required=True, help="output folder (replaced when the run completes)")
-    p.add_argument("--steps", type=int, default=25, help="denoising steps")
-    p.add_argument("--guidance", type=float, default=1.5, help="classifier-free guidance scale")
+    p.add_argument("--out", required=True, help="output folder, written when the run completes (an earlier `amodal segment` output there is replaced)")
+    add_overwrite(p)
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's own best, from its config; 25 is the paper's)")
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's own best, from its config; 1.5 is the paper's)")
     p.add_argument("--samples", type=int, default=1, help="hypotheses per object; >1 writes an uncertainty video")
     p.add_argument("--seed", type=int, default=0, help="random seed of the initial noise")
     p.add_argument("--resolution", type=_resolution, help="model canvas HxW (default: the model's native size)")
@@ -52,7 +53,7 @@ def register(subparsers) -> None:
                    help="room around the frame (fraction per side) so objects may extend past the border; 0.25 as the TAO-Amodal evaluation")
     p.add_argument("--batch-size", type=int, default=8, help="(object, sample) rows per model call")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--dtype", default="float32", help="float32 or bfloat16 on CPU; float16 or bfloat16 on CUDA")
+    p.add_argument("--dtype", default="float32", help="float32 (amodal's own models); official checkpoints also take bfloat16 on CPU, float16 or bfloat16 on CUDA")
     p.add_argument("--fps", type=float, help="frame rate of the outputs (default: the video's own, 8 for folders)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -76,6 +77,7 @@ def run(args) -> int:
         dtype=args.dtype,
         resolution=args.resolution,
         fps=args.fps,
+        overwrite=args.overwrite,
         pipeline=SegmentationConfig(
             steps=args.steps, guidance=args.guidance, samples=args.samples, seed=args.seed, window=args.window,
             overlap=args.overlap, blend=args.blend, pad=args.pad, batch_size=args.batch_size, progress=not args.quiet,

@@ -1,59 +1,95 @@
-"""``amodal train``: train a stage-1 model from a JSON config, or export a run's EMA weights."""
+"""``amodal train``: train a stage-1 or stage-2 model from a JSON config, or export a run's EMA weights."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from amodal.cli import add_command
+from amodal.cli import add_command, add_overwrite
 
 EXAMPLE = """\
-  amodal train segmentation --config configs/default.json --out runs/default
+  amodal train segmentation --config configs/default.json --out runs/default --threads 1
   # killed? the same command resumes from the newest checkpoint in runs/default
+  amodal train segmentation --config configs/finetune-default.json --out runs/finetune   # from the bundled weights
   accelerate launch -m amodal train segmentation --config configs/default.json --out runs/default
   amodal train export runs/default --out my_model   # EMA weights of the newest checkpoint
   amodal train segmentation --config configs/default.json --out runs/default --stop-at 500   # first 500 steps only
+  amodal train completion --config configs/completion/default-completion.json --out runs/default-completion --threads 1
+  # configs/README.md: the recipes; configs/curriculum/README.md: how the bundled models were trained
 """
 
 
 def register(subparsers) -> None:
-    parser = add_command(subparsers, "train", "Train a stage-1 amodal segmentation model.", EXAMPLE)
+    parser = add_command(subparsers, "train", "Train an amodal segmentation (stage 1) or content-completion (stage 2) model.", EXAMPLE)
     tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
 
-    seg = tasks.add_parser("segmentation", help="train (or resume) a diffusion or regression segmenter")
-    seg.add_argument("--config", required=True, help="training config JSON (see configs/)")
-    seg.add_argument("--out", default=None, help="run folder (default: runs/<config file stem>)")
-    seg.add_argument(
-        "--stop-at", type=int, default=None, metavar="STEP",
-        help="stop after STEP steps with a checkpoint, as if killed there (the same command without it resumes)",
-    )
-    seg.add_argument("--no-progress", action="store_true", help="no progress bars")
-    seg.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice; 1 is best on a busy machine)"
-    )
-    seg.set_defaults(func=_segmentation)
+    for task, what, handler in (
+        ("segmentation", "a diffusion or regression segmenter (stage 1)", _segmentation),
+        ("completion", "a diffusion or regression completer (stage 2)", _completion),
+    ):
+        p = tasks.add_parser(task, help=f"train (or resume) {what}", description=f"Train (or resume) {what}.",
+                             epilog="example:\n" + EXAMPLE, formatter_class=parser.formatter_class)
+        p.add_argument("--config", required=True, help="training config JSON (see configs/README.md)")
+        p.add_argument("--out", default=None, help="run folder (default: runs/<config file stem>)")
+        add_overwrite(p, "--out run folder")
+        p.add_argument(
+            "--stop-at", type=int, default=None, metavar="STEP",
+            help="stop after STEP steps with a checkpoint, as if killed there (the same command without it resumes)",
+        )
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        p.add_argument(
+            "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice; 1 is best on a busy machine)"
+        )
+        p.set_defaults(func=handler)
 
     export = tasks.add_parser("export", help="export the EMA weights of a run's newest checkpoint as a model folder")
-    export.add_argument("run", help="run folder written by `amodal train segmentation`")
+    export.add_argument("run", help="run folder written by `amodal train segmentation` or `amodal train completion`")
     export.add_argument("--out", required=True, help="model folder to write (config.json + model.safetensors)")
+    add_overwrite(export)
     export.add_argument("--checkpoint", default=None, help="a specific checkpoint folder (default: the newest)")
     export.set_defaults(func=_export)
 
 
-def _segmentation(args) -> int:
+def _prepare(args, config, command: str) -> Path:
+    """Threads, --stop-at and the run folder, checked before any data is made."""
     import torch
 
     from amodal.errors import InputError
-    from amodal.training import TrainConfig, train_segmentation
+    from amodal.util.fs import check_output
 
     if args.threads is not None:
         if args.threads < 1:
             raise InputError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    config = TrainConfig.from_json(args.config)
-    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     if args.stop_at is not None and args.stop_at < 1:
         raise InputError(f"--stop-at must be >= 1, got {args.stop_at}")
+    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    init = config.init_from if config.init_from and Path(config.init_from).exists() else None
+    check_output(
+        out, command=command, resume=True, overwrite=args.overwrite, inputs=(args.config, init),
+        earlier=lambda run: (run / "config.json").is_file() and (run / "checkpoints").is_dir(),
+    )
+    return out
+
+
+def _completion(args) -> int:
+    from amodal.training.completion import CompletionTrainConfig, train_completion
+
+    config = CompletionTrainConfig.from_json(args.config)
+    out = _prepare(args, config, "train completion")
+    result = train_completion(config, out, stop_at=args.stop_at, progress=not args.no_progress)
+    return _report(result, out)
+
+
+def _segmentation(args) -> int:
+    from amodal.training import TrainConfig, train_segmentation
+
+    config = TrainConfig.from_json(args.config)
+    out = _prepare(args, config, "train segmentation")
     result = train_segmentation(config, out, stop_at=args.stop_at, progress=not args.no_progress)
+    return _report(result, out)
+
+
+def _report(result, out: Path) -> int:
     if result.model_dir is None:
         print(f"stopped after {result.step} steps; resume with the same command, or export with `amodal train export {out}`")
     else:
@@ -63,7 +99,16 @@ def _segmentation(args) -> int:
 
 def _export(args) -> int:
     from amodal.training import export_checkpoint
+    from amodal.util.fs import check_output
 
-    out = export_checkpoint(args.run, args.out, args.checkpoint)
+    from amodal.util.fs import output_command
+
+    check_output(args.out, command="train export", inputs=(args.run, args.checkpoint), overwrite=args.overwrite)
+    if output_command(Path(args.run)) == "train completion":
+        from amodal.training.completion import export_completion
+
+        out = export_completion(args.run, args.out, args.checkpoint)
+    else:
+        out = export_checkpoint(args.run, args.out, args.checkpoint)
     print(f"exported {out}")
     return 0

@@ -15,10 +15,8 @@ overlay (completed object over the frame faded to white).
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -26,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from amodal.clip import Clip
+from amodal.data.windows import plan_windows
 from amodal.errors import InputError
 from amodal.checkpoints.official.config import GenerationConfig
 
@@ -69,19 +68,6 @@ class CompletionResult:
     amodal_masks: np.ndarray
     object_ids: tuple[int, ...]
 
-
-def windows(num_frames: int, window: int) -> list[tuple[int, int]]:
-    """``[start, stop)`` windows of length ``window`` covering ``range(num_frames)``.
-
-    The last window is aligned to the end (overlapping the previous one); a clip
-    shorter than a window gives one short window ``(0, num_frames)``.
-    """
-    if num_frames <= window:
-        return [(0, num_frames)]
-    starts = list(range(0, num_frames - window + 1, window))
-    if starts[-1] + window < num_frames:
-        starts.append(num_frames - window)
-    return [(s, s + window) for s in starts]
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -134,16 +120,16 @@ def complete_clip(
     frames_small = _resize(frames, native)
 
     completed = np.empty((num_objects, num_frames, height, width, 3), dtype=np.uint8)
-    spans = windows(num_frames, completer.num_frames)
+    spans = plan_windows(num_frames, completer.num_frames)
     for k in range(num_objects):
         generator = torch.Generator().manual_seed(config.seed)
         modal_small = _resize(torch.from_numpy(clip.modal_masks[k]).float()[:, None], native) > 0.5  # (T, 1, h, w)
         amodal_small = _resize(torch.from_numpy(amodal_masks[k]).float()[:, None], native) > 0.5
         amodal_small = amodal_small | modal_small
         modal_rgb = torch.where(modal_small, frames_small, torch.ones_like(frames_small))  # object on white
-        done = np.zeros(num_frames, dtype=bool)
         bar = tqdm(spans, desc=f"completing object {clip.object_ids[k]}", unit="window", file=sys.stderr, leave=False, disable=None if progress else True)
-        for start, stop in bar:
+        for span in bar:
+            start, stop = span.start, span.stop
             length = completer.num_frames
             cond_rgb = _pad_window(modal_rgb[start:stop], length).permute(0, 2, 3, 1)[None]  # (1, n, h, w, 3)
             cond_mask = _pad_window(amodal_small[start:stop].float(), length)[:, 0][None]  # (1, n, h, w)
@@ -151,9 +137,8 @@ def complete_clip(
             out = out[0, : stop - start].permute(0, 3, 1, 2)  # (n, 3, h, w) in [0, 1]
             out = _resize(out, (height, width)).clamp(0, 1)
             pixels = (out.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-            fresh = ~done[start:stop]  # frames an earlier window already produced keep that result
-            completed[k, start:stop][fresh] = pixels[fresh]
-            done[start:stop] = True
+            fresh = span.scored_from - start  # frames an earlier window already produced keep that result
+            completed[k, span.scored_from : stop] = pixels[fresh:]
 
     if config.paste_visible:
         completed = np.where(clip.modal_masks[..., None], clip.frames[None], completed)
@@ -166,80 +151,215 @@ def complete_clip(
     return CompletionResult(rgb=rgb, rgba=rgba, overlay=overlay, amodal_masks=amodal_masks, object_ids=clip.object_ids)
 
 
-# Folders ----------------------------------------------------------------------------------------
-def write_result(result: CompletionResult, frame_names: tuple[str, ...], out: str | os.PathLike) -> Path:
-    """Write ``out/<object id>/{rgb,rgba,overlay}/<frame>.png``; the folder appears only once complete."""
-    from PIL import Image
+# Our own completers: object-centred crops -------------------------------------------------------
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Settings of :class:`ContentCompletionPipeline`; each may also be passed per call."""
 
-    from amodal.util.fs import atomic_dir
+    steps: int | None = None  # denoising steps; None = the model's own best (its config's sampling_steps)
+    guidance: float | None = None  # classifier-free guidance scale; None = the model's own
+    samples: int = 1  # appearances per object; > 1 also gives the per-pixel spread, and Top-k in evaluation
+    seed: int = 0  # seeds every batch of the run, so a run repeats exactly
+    batch_size: int = 8  # (object-window, sample) rows per model call; bounds memory
+    paste_visible: bool = True  # keep the real visible pixels (ours); official checkpoints follow CompletionConfig
+    overlay_fade: float = 0.5  # the overlay shows the frame blended this much toward white
+    progress: bool = True  # a progress bar per run
 
-    out = Path(out)
-    with atomic_dir(out) as tmp:
-        for k, object_id in enumerate(result.object_ids):
-            for kind, images in (("rgb", result.rgb[k]), ("rgba", result.rgba[k]), ("overlay", result.overlay[k])):
-                folder = tmp / str(object_id) / kind
-                folder.mkdir(parents=True)
-                for name, image in zip(frame_names, images):
-                    Image.fromarray(image).save(folder / f"{name}.png")
-    return out
+    def __post_init__(self) -> None:
+        if self.steps is not None and self.steps < 1:
+            raise InputError(f"--steps must be >= 1, got {self.steps}")
+        if self.guidance is not None and self.guidance < 0:
+            raise InputError(f"--guidance must be >= 0, got {self.guidance}")
+        if self.samples < 1 or self.batch_size < 1:
+            raise InputError(f"--samples and --batch-size must be >= 1, got {self.samples}, {self.batch_size}")
+        if not 0 <= self.seed < 2**63:
+            raise InputError(f"--seed must be in [0, 2**63), got {self.seed}")
 
 
 @dataclass(frozen=True)
-class CompleteCommand:
-    """What ``amodal complete`` runs."""
+class CompletionOutput:
+    """Stage 2 for a whole clip.
 
-    model: str  # official or converted content-completion checkpoint folder
-    frames: str  # folder of RGB frames or a video file
-    masks: str  # modal masks: one folder of images, or subfolders named by object id
-    amodal: str  # amodal masks from stage 1, laid out like ``masks``
-    out: str  # output folder (replaced atomically)
-    completion: CompletionConfig = field(default_factory=CompletionConfig)
-    device: str = "cpu"  # cpu or cuda
-    dtype: str = "float32"  # float32 / bfloat16 (CPU); float16 / bfloat16 (CUDA)
-    offload: bool = False  # move each network to the GPU only while it runs
-    height: int | None = None  # model resolution; None: the checkpoint's native size (256 for the official one)
-    width: int | None = None  # the reference notes 512x1024 sometimes does better than 256x512
+    Attributes:
+        rgb: ``(K, T, H, W, 3) uint8``: each object completed (sample 0), white outside its amodal mask.
+        rgba: ``(K, T, H, W, 4) uint8``: the same, alpha = 255 inside the amodal mask.
+        overlay: ``(K, T, H, W, 3) uint8``: the completed object over the frame faded to white.
+        samples: ``(S, K, T, H, W, 3) uint8``: every sample (``S = samples``).
+        spread: ``(K, T, H, W) float32``: per-pixel standard deviation over samples (0..255 scale,
+            mean over channels), or ``None`` with one sample.
+        amodal_masks: ``(K, T, H, W) bool``: the masks completed.
+        object_ids: one id per object, as in the clip.
+        timings: seconds per part of the run.
+    """
+
+    rgb: np.ndarray
+    rgba: np.ndarray
+    overlay: np.ndarray
+    samples: np.ndarray
+    spread: np.ndarray | None
+    amodal_masks: np.ndarray
+    object_ids: tuple[int, ...]
+    timings: dict = field(default_factory=dict)
 
 
-def run_complete(command: CompleteCommand, *, progress: bool = True) -> Path:
-    """Read the folders, load the model, complete every object, write the results; returns the output folder."""
-    from amodal.data.io.frames import frame_names, read_frames
-    from amodal.data.io.masks import read_mask_folder
-    from amodal.completion.official import load_completer
-
-    frames = read_frames(command.frames)
-    names = frame_names(command.frames)
-    size = frames.shape[1:3]
-    # Both folders: one folder of images (one object) or one numbered subfolder per object, matched to the frames.
-    modal = read_mask_folder(command.masks, names, size, what="modal masks")
-    amodal = read_mask_folder(command.amodal, names, size, require_visible=False, what="amodal masks")
-    if modal.object_ids != amodal.object_ids:
+def check_amodal_masks(clip: Clip, amodal_masks, flag: str = "amodal masks") -> np.ndarray:
+    """``amodal_masks`` as ``(K, T, H, W) bool`` matching ``clip`` and containing its modal masks, or a one-line error."""
+    amodal_masks = np.asarray(amodal_masks)
+    if amodal_masks.shape != clip.modal_masks.shape:
         raise InputError(
-            f"{command.amodal}: object ids {list(amodal.object_ids)} differ from {command.masks}'s {list(modal.object_ids)}"
+            f"{flag}: shape {amodal_masks.shape} does not match the clip's modal masks {clip.modal_masks.shape} (K, T, H, W); "
+            "pass one amodal mask per object and frame, at the frames' size"
         )
-    clip = Clip(
-        frames=frames, modal_masks=modal.modal, object_ids=modal.object_ids, frame_names=names, source=str(command.frames)
-    )
-    completer = load_completer(
-        command.model,
-        device=command.device,
-        dtype=command.dtype,
-        offload=command.offload,
-        settings=command.completion.generation,
-        height=command.height,
-        width=command.width,
-    )
-    # read_mask_folder returns whatever masks a folder holds as ``.modal``; these are the amodal ones.
-    result = complete_clip(completer, clip, amodal.modal, command.completion, progress=progress)
-    return write_result(result, names, command.out)
+    if amodal_masks.dtype != np.bool_:
+        raise InputError(f"{flag}: must be bool, got {amodal_masks.dtype}")
+    outside = clip.modal_masks & ~amodal_masks
+    if outside.any():
+        k, t = (int(i) for i in np.argwhere(outside.any(axis=(2, 3)))[0])
+        raise InputError(
+            f"{flag}: object {clip.object_ids[k]} in frame {t} is visible outside its amodal mask; amodal masks "
+            "contain the visible ones (stage 1 outputs do): pass stage 1's masks, or the union with the modal masks"
+        )
+    return amodal_masks
 
 
-__all__ = [
-    "CompleteCommand",
-    "CompletionConfig",
-    "CompletionResult",
-    "complete_clip",
-    "run_complete",
-    "windows",
-    "write_result",
-]
+def complete_crops(model, clip: Clip, amodal_masks: np.ndarray, *, steps: int, guidance: float, num_samples: int,
+                   seed: int, batch_size: int, progress: bool) -> np.ndarray:
+    """Complete every object of ``clip`` with one of our completers, window by window, on object crops.
+
+    Returns ``(S, K, T, H, W, 3) uint8``: each sample's appearance at the clip's size, white outside
+    the crop boxes (the caller keeps the amodal region).
+    """
+    from tqdm import tqdm
+
+    from amodal.completion.crops import crop_to_model, object_box, paste_from_model
+
+    num_objects, num_frames = clip.modal_masks.shape[:2]
+    height, width = clip.size
+    size, length = (model.height, model.width), model.num_frames
+    out = np.full((num_samples, num_objects, num_frames, height, width, 3), 255, np.uint8)
+    jobs = []  # (object, window, box, modal_rgb, amodal, modal)
+    for window in plan_windows(num_frames, length):
+        span = slice(window.start, window.stop)
+        for k in range(num_objects):
+            box = object_box(amodal_masks[k, span], model.margin, size)
+            if box is None:
+                continue  # the object is absent from the whole window: nothing to complete
+            crops = crop_to_model(clip.frames[span], clip.modal_masks[k, span], amodal_masks[k, span], box, size)
+            jobs.append((k, window, box, *(_pad_window(c, length) for c in crops)))
+    rows = max(1, batch_size // num_samples)
+    bar = tqdm(total=len(jobs), desc="complete", unit="object-window", file=sys.stderr, leave=False,
+               disable=None if progress else True)
+    for chunk_index, first in enumerate(range(0, len(jobs), rows)):
+        chunk = jobs[first : first + rows]
+        generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, chunk_index]).generate_state(1)[0]))
+        modal_rgb, amodal, modal = (torch.stack([job[i] for job in chunk]) for i in (3, 4, 5))
+        with torch.no_grad():
+            pred = model.samples(modal_rgb, amodal, modal, num_samples, steps=steps, guidance=guidance, generator=generator)
+        for j, (k, window, box, *_) in enumerate(chunk):
+            n = window.stop - window.start
+            fresh = window.scored_from - window.start  # frames an earlier window produced keep that result
+            for s in range(num_samples):
+                pixels = paste_from_model(pred[j, s, :n].cpu(), box, (height, width))
+                out[s, k, window.scored_from : window.stop] = pixels[fresh:]
+        bar.update(len(chunk))
+    bar.close()
+    return out
+
+
+class ContentCompletionPipeline:
+    """Stage 2 for real videos: each object's full appearance, any length, any number of objects.
+
+    Example::
+
+        pipe = ContentCompletionPipeline.from_pretrained("default-completion")
+        out = pipe(clip, amodal_masks)            # clip: amodal.Clip; amodal_masks: (K, T, H, W) bool
+        out.rgb                                    # (K, T, H, W, 3) uint8, each object alone on white
+
+    Our completers run on object-centred crops (:mod:`amodal.completion.crops`); an official
+    content-completion checkpoint runs on whole frames, as the reference does (:func:`complete_clip`).
+    """
+
+    def __init__(self, completer, config: PipelineConfig = PipelineConfig(), official: CompletionConfig | None = None):
+        self.completer = completer
+        self.config = config
+        self.official = official or CompletionConfig()
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str = "default-completion", config: PipelineConfig | None = None,
+                        device=None, **load_kwargs) -> "ContentCompletionPipeline":
+        """``"default-completion"``, ``"default-completion-regression"``, one of our model folders, or an official checkpoint."""
+        from amodal.checkpoints.registry import load_completer
+
+        return cls(load_completer(name_or_path, device=device, **load_kwargs), config or PipelineConfig())
+
+    @property
+    def is_official(self) -> bool:
+        return not hasattr(self.completer, "samples")
+
+    def to(self, device) -> "ContentCompletionPipeline":
+        if not self.is_official:
+            self.completer.to(device)
+        return self
+
+    def __call__(
+        self,
+        clip: Clip,
+        amodal_masks: np.ndarray | None = None,
+        *,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        num_samples: int | None = None,
+        seed: int | None = None,
+    ) -> CompletionOutput:
+        """Complete every object of ``clip`` inside ``amodal_masks`` (default: ``clip.amodal_masks``).
+
+        Per-call settings override the pipeline's config, which defaults to the model's own best.
+        """
+        import time
+
+        start = time.perf_counter()
+        if amodal_masks is None:
+            if clip.amodal_masks is None:
+                raise InputError("no amodal masks: pass amodal_masks= (stage 1's output) or a clip that has them")
+            amodal_masks = clip.amodal_masks
+        amodal_masks = check_amodal_masks(clip, amodal_masks)
+        cfg = self.config
+        samples = cfg.samples if num_samples is None else int(num_samples)
+        seed = cfg.seed if seed is None else int(seed)
+        if samples < 1:
+            raise InputError(f"num_samples must be >= 1, got {samples}")
+        if self.is_official:
+            runs = []
+            for s in range(samples):
+                official = dataclass_replace(self.official, seed=seed + s)
+                runs.append(complete_clip(self.completer, clip, amodal_masks, official, progress=cfg.progress).rgb)
+            stack = np.stack(runs)
+        else:
+            steps = self.completer.default_steps if (num_inference_steps or cfg.steps) is None else int(num_inference_steps or cfg.steps)
+            guidance = guidance_scale if guidance_scale is not None else cfg.guidance
+            guidance = self.completer.default_guidance if guidance is None else float(guidance)
+            stack = complete_crops(self.completer, clip, amodal_masks, steps=steps, guidance=guidance, num_samples=samples,
+                                   seed=seed, batch_size=cfg.batch_size, progress=cfg.progress)
+            if cfg.paste_visible:
+                stack = np.where(clip.modal_masks[None, ..., None], clip.frames[None, None], stack)
+        stack = np.where(amodal_masks[None, ..., None], stack, np.uint8(255))
+        rgb = stack[0]
+        alpha = np.where(amodal_masks, np.uint8(255), np.uint8(0))[..., None]
+        faded = (clip.frames.astype(np.float32) * (1 - cfg.overlay_fade) + 255.0 * cfg.overlay_fade).round().astype(np.uint8)
+        spread = stack.astype(np.float32).std(axis=0).mean(axis=-1) if samples > 1 else None
+        return CompletionOutput(
+            rgb=rgb,
+            rgba=np.concatenate([rgb, alpha], axis=-1),
+            overlay=np.where(amodal_masks[..., None], rgb, faded[None]),
+            samples=stack,
+            spread=spread,
+            amodal_masks=amodal_masks,
+            object_ids=clip.object_ids,
+            timings={"total": time.perf_counter() - start},
+        )
+
+
+def dataclass_replace(config, **changes):
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)

@@ -8,7 +8,6 @@ mapping and its exact inverse, so predictions line up with the input pixels.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -95,20 +94,3 @@ def crop_border(y: torch.Tensor, box: Letterbox) -> torch.Tensor:
     bh, bw = box.border
     return y[..., bh : bh + box.src_size[0], bw : bw + box.src_size[1]]
 
-
-def window_starts(num_frames: int, window: int, overlap: int) -> list[int]:
-    """Start indices of windows of ``window`` frames overlapping by ``overlap`` that cover ``num_frames``.
-
-    The last window is shifted back to end at the last frame rather than padded,
-    so every window is full whenever the video is at least one window long.
-    """
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
-    if not 0 <= overlap < window:
-        raise ValueError(f"overlap must be in [0, window), got {overlap} for window {window}")
-    if num_frames <= window:
-        return [0]
-    stride = window - overlap
-    count = math.ceil((num_frames - window) / stride) + 1
-    starts = [min(i * stride, num_frames - window) for i in range(count)]
-    return sorted(set(starts))

@@ -14,9 +14,9 @@ from amodal.depth.anything import (
     convert_depth_checkpoint,
     estimate_depth,
     load_depth_model,
-    normalize_depth,
     original_to_transformers,
 )
+from amodal.depth.normalize import normalize_depth
 
 __all__ = [
     "DepthConfig",

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from amodal.depth.normalize import normalize_depth
 from amodal.errors import CheckpointError, InputError
 from amodal.util.fs import atomic_dir
 
@@ -233,10 +234,21 @@ def config_from_original(state_dict: dict[str, torch.Tensor], where: str):
 # Loading ----------------------------------------------------------------------------------------
 def _read_pth(path: Path) -> dict[str, torch.Tensor]:
     try:
-        # Restricted unpickler: tensors and plain containers only; anything else is refused.
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        # Restricted unpickler: tensors and plain containers only; anything else is refused. Its
+        # warnings (which advise turning the restriction off) are not shown.
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # the unpickler raises many types (UnpicklingError, RuntimeError, EOFError, ...)
-        raise CheckpointError(f"{path}: cannot read this .pth as plain weights ({type(e).__name__}: {e})") from None
+        if "Unpickler" in str(e) or isinstance(e, __import__("pickle").UnpicklingError):
+            reason = "it holds Python objects besides tensors, and amodal never runs code from a checkpoint"
+        else:
+            reason = f"not a complete torch file ({type(e).__name__})"
+        raise CheckpointError(
+            f"{path}: cannot read this .pth as plain weights: {reason}; pass the released state dict of tensors"
+        ) from None
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise CheckpointError(f"{path}: expected a state dict of tensors (the Depth Anything V2 release format)")
     return dict(data)
@@ -383,7 +395,7 @@ def convert_depth_checkpoint(pth: str | Path, out: str | Path, *, config: str | 
         raise InputError(f"{pth}: is a folder; pass the original .pth file")
     cfg, weights, unknown = _read_any(pth, config)
     network = _build(cfg, weights, str(pth), unknown)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, command="convert depth-anything") as tmp:
         state = {k: v.contiguous() for k, v in network.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         network.config.to_json_file(str(tmp / "config.json"))
@@ -403,17 +415,6 @@ def network_size(height: int, width: int, input_size: int) -> tuple[int, int]:
 
     return fit(height * scale), fit(width * scale)
 
-
-def normalize_depth(depth: np.ndarray) -> np.ndarray:
-    """Min-max normalise a whole clip to ``[-1, 1]`` (``(T, H, W)`` in, ``float32`` out).
-
-    A constant clip maps to zeros. Larger stays nearer.
-    """
-    depth = np.asarray(depth, dtype=np.float32)
-    low, high = float(depth.min()), float(depth.max())
-    if high - low <= 0:
-        return np.zeros_like(depth)
-    return ((depth - low) / (high - low) * 2 - 1).astype(np.float32)
 
 
 @torch.no_grad()

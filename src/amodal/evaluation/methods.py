@@ -62,8 +62,8 @@ class MethodOptions:
 
     samples: int = 1  # hypotheses per object for generative methods (Top-k); deterministic ones give 1
     seed: int = 0  # seeds generative methods so that a run can be repeated exactly
-    steps: int = 25  # denoising steps of diffusion models (the paper's 25)
-    guidance: float = 1.5  # classifier-free guidance scale of diffusion models (the paper's 1.5)
+    steps: int | None = None  # denoising steps of diffusion models; None = each model's own best (its config)
+    guidance: float | None = None  # classifier-free guidance scale; None = each model's own
     use_depth: bool = True  # False runs learned models mask-only even when the clip has depth
 
 

@@ -86,11 +86,16 @@ def predicted_masks(kind: str, predictions: dict, path: str | os.PathLike, annot
     scorer resizes to the ground truth). Missing keys, malformed or corrupt
     RLEs raise ``InputError`` naming the first bad key.
     """
+    from amodal.data.io import rle
+
     path = Path(path)
     objects, size = [], None
     for k in range(len(annotation.object_ids)):
         keys = [prediction_key(kind, annotation, k, f) for f in range(annotation.num_frames)]
         rles = [_entry(predictions, key, MASK_FIELD, path, annotation) for key in keys]
+        for key, entry in zip(keys, rles):
+            if entry is not None:  # sizes and types first: a few characters of counts can claim gigabytes
+                rle.check(entry, f"{path}: {key}")
         masks = decode_rles(rles, size, f"{path}:", names=keys)
         if size is not None and masks.shape[1:] != size:
             raise InputError(

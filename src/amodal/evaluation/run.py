@@ -15,11 +15,12 @@ the same as with one process.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from amodal.data.datasets import DATASET_KINDS, index_dataset
-from amodal.data.datasets.windows import split_item
+from amodal.data.datasets.base import split_item
 from amodal.errors import InputError
 from amodal.evaluation import reference_formats as formats
 from amodal.evaluation.methods import MethodOptions, get_method
@@ -42,13 +43,14 @@ class EvalConfig:
     methods: tuple[str, ...] = ()  # methods to run, one report row each
     samples: int = 1  # hypotheses per object asked of generative methods; Top-k uses k = samples
     seed: int = 0  # seeds generative methods, so a run repeats exactly
-    steps: int = 25  # denoising steps of diffusion models
-    guidance: float = 1.5  # classifier-free guidance scale of diffusion models
+    steps: int | None = None  # denoising steps of diffusion models; None = each model's own best
+    guidance: float | None = None  # classifier-free guidance scale of diffusion models; None = each model's own
     use_depth: bool = True  # False: learned models run mask-only even when the data has depth
     window: int | None = None  # score clips in windows of this many frames (None: whole clips, as the reference)
     limit: int | None = None  # only the first N clips, for quick checks
     plots: bool = True  # write the PNG plots (matplotlib)
     progress: bool = True  # progress bar on stderr
+    overwrite: bool = False  # replace an existing out folder that amodal eval did not write
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASET_KINDS:
@@ -68,6 +70,8 @@ class EvalConfig:
         for name, value in (("--samples", self.samples), ("--window", self.window), ("--limit", self.limit)):
             if value is not None and value < 1:
                 raise InputError(f"{name} must be >= 1, got {value}")
+        if not 0 <= self.seed < 2**63:
+            raise InputError(f"--seed must be in [0, 2**63), got {self.seed}")
 
 
 @dataclass
@@ -141,8 +145,14 @@ def run_evaluation(config: EvalConfig) -> dict[str, MethodResult]:
         The results of every method (on every process), keyed by report row name.
     """
     from amodal.evaluation.report import write_outputs
+    from amodal.util.fs import atomic_dir, check_output
 
     shard = current_shard()
+    methods = tuple(m for m in config.methods if Path(m).exists())  # model folders are inputs too
+    out = check_output(
+        config.out, command="eval", overwrite=config.overwrite,
+        inputs=(config.data, config.annotations, config.track_offsets, config.predictions, *methods),
+    )
     index = index_dataset(
         config.dataset,
         config.data,
@@ -162,5 +172,6 @@ def run_evaluation(config: EvalConfig) -> dict[str, MethodResult]:
             metrics["top_k"] = {"k": table.num_samples, **summarize(config.dataset, table, table.num_samples)}
         results[name] = MethodResult(name, table, metrics, entries)
     if shard.is_main:
-        write_outputs(config, results)
+        with atomic_dir(out, command="eval") as tmp:
+            write_outputs(dataclasses.replace(config, out=tmp), results)
     return results

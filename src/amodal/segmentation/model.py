@@ -86,6 +86,11 @@ class SegmenterConfig:
     parameterization: str = "vpred"
     # Diffusion only: feed the model its previous estimate as the last condition channel.
     self_condition: bool = False
+    # The model's best sampling settings, what pipelines, `amodal segment`, `eval` and `bench` use
+    # unless told otherwise. The paper's 25 Euler steps at guidance 1.5 until a trained model's
+    # measurements say better (docs/results.md); one-step regression models ignore both.
+    sampling_steps: int = 25
+    sampling_guidance: float = 1.5
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -114,6 +119,11 @@ class SegmenterConfig:
             raise InputError(f"segmenter config: num_frames must be in [1, {b.max_frames}], got {self.num_frames}")
         if not 0 < self.sigma_min < self.sigma_max:
             raise InputError(f"segmenter config: need 0 < sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}")
+        if self.sampling_steps < 1 or self.sampling_guidance < 0:
+            raise InputError(
+                f"segmenter config: need sampling_steps >= 1 and sampling_guidance >= 0, "
+                f"got {self.sampling_steps}, {self.sampling_guidance}"
+            )
         if not 0 < self.threshold < 1:
             raise InputError(f"segmenter config: threshold must be in (0, 1), got {self.threshold}")
 
@@ -198,6 +208,14 @@ class _SegmenterBase(nn.Module):
         return self.config.threshold
 
     @property
+    def default_steps(self) -> int:
+        return self.config.sampling_steps
+
+    @property
+    def default_guidance(self) -> float:
+        return self.config.sampling_guidance
+
+    @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
@@ -206,8 +224,8 @@ class _SegmenterBase(nn.Module):
         modal: torch.Tensor,
         depth: torch.Tensor | None,
         *,
-        steps: int = 25,
-        guidance: float | torch.Tensor = 1.5,
+        steps: int | None = None,
+        guidance: float | torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         sampler: str = "euler",
     ) -> torch.Tensor:
@@ -218,7 +236,7 @@ class _SegmenterBase(nn.Module):
         """
         return self.samples(modal, depth, 1, steps=steps, guidance=guidance, generator=generator, sampler=sampler)[:, 0]
 
-    def samples(self, modal, depth, num_samples, *, steps=25, guidance=1.5, generator=None, sampler="euler"):
+    def samples(self, modal, depth, num_samples, *, steps=None, guidance=None, generator=None, sampler="euler"):
         raise NotImplementedError
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
@@ -280,8 +298,8 @@ class DiffusionSegmenter(_SegmenterBase):
         depth: torch.Tensor | None,
         num_samples: int,
         *,
-        steps: int = 25,  # the paper's Euler step count
-        guidance: float | torch.Tensor = 1.5,  # CFG scale; 1 disables the unconditional branch
+        steps: int | None = None,  # Euler steps; None = the model's sampling_steps
+        guidance: float | torch.Tensor | None = None,  # CFG scale (1 disables the unconditional branch); None = sampling_guidance
         generator: torch.Generator | None = None,
         sampler: str = "euler",  # a key of amodal.diffusion.SAMPLERS
     ) -> torch.Tensor:
@@ -296,6 +314,8 @@ class DiffusionSegmenter(_SegmenterBase):
             ``(x0 + 1) / 2`` clamped.
         """
         _check_inputs(self.config, modal, depth)
+        steps = self.config.sampling_steps if steps is None else steps
+        guidance = self.config.sampling_guidance if guidance is None else guidance
         if sampler not in SAMPLERS:
             raise InputError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
         if num_samples < 1:
@@ -352,8 +372,8 @@ class RegressionSegmenter(_SegmenterBase):
         depth: torch.Tensor | None,
         num_samples: int,
         *,
-        steps: int = 25,  # ignored: one forward pass
-        guidance: float | torch.Tensor = 1.5,  # ignored: no unconditional branch
+        steps: int | None = None,  # ignored: one forward pass
+        guidance: float | torch.Tensor | None = None,  # ignored: no unconditional branch
         generator: torch.Generator | None = None,  # ignored: deterministic
         sampler: str = "euler",  # ignored
     ) -> torch.Tensor:

@@ -22,6 +22,8 @@ import torch
 from amodal.clip import Clip
 from amodal.errors import InputError
 from amodal.data.geometry import Letterbox, crop_border, from_model, letterbox, to_model
+from amodal.data.windows import StreamingPlan
+from amodal.depth.normalize import normalize_depth
 from amodal.segmentation.protocol import AmodalSegmenter
 
 BLEND_MODES = ("average", "ramp")
@@ -31,8 +33,8 @@ BLEND_MODES = ("average", "ramp")
 class SegmentationConfig:
     """Settings of one segmentation run (saved in ``summary.json``)."""
 
-    steps: int = 25  # denoising steps; the paper samples with 25 Euler steps
-    guidance: float = 1.5  # classifier-free guidance scale; the paper's setting
+    steps: int | None = None  # denoising steps; None = the model's own best (its config's sampling_steps)
+    guidance: float | None = None  # classifier-free guidance scale; None = the model's own (sampling_guidance)
     samples: int = 1  # hypotheses per object; > 1 also gives the per-pixel frequency
     seed: int = 0  # seeds the initial noise of every window
     window: int | None = None  # frames per model call; None = the model's native length
@@ -47,11 +49,13 @@ class SegmentationConfig:
     progress: bool = True  # tqdm bar per window
 
     def __post_init__(self):
-        if self.steps < 1:
+        if self.steps is not None and self.steps < 1:
             raise InputError(f"--steps must be >= 1, got {self.steps}")
+        if not 0 <= self.seed < 2**63:
+            raise InputError(f"--seed must be in [0, 2**63), got {self.seed}")
         if self.samples < 1:
             raise InputError(f"--samples must be >= 1, got {self.samples}")
-        if self.guidance < 0:
+        if self.guidance is not None and self.guidance < 0:
             raise InputError(f"--guidance must be >= 0, got {self.guidance}")
         if self.window is not None and self.window < 1:
             raise InputError(f"--window must be >= 1, got {self.window}")
@@ -101,13 +105,6 @@ class SegmentationOutput:
     border: tuple[int, int] = (0, 0)
     timings: dict = field(default_factory=dict)
 
-
-def normalize_depth(depth: torch.Tensor) -> torch.Tensor:
-    """Normalise inverse depth ``(T, H, W)`` to ``[-1, 1]`` over the clip (window), as the reference does."""
-    lo, hi = depth.min(), depth.max()
-    if float(hi - lo) < 1e-12:
-        return torch.zeros_like(depth)
-    return (depth - lo) / (hi - lo) * 2 - 1
 
 
 def _blend_weights(window: int, overlap: int, mode: str) -> torch.Tensor:
@@ -161,6 +158,16 @@ class AmodalSegmentationPipeline:
         timings["total"] = time.perf_counter() - start
         return SegmentationOutput(amodal, frequency, samples, clip.object_ids, box.border, timings)
 
+    @property
+    def steps(self) -> int:
+        """The denoising steps this pipeline runs: its config's, else the model's own best."""
+        return int(self.config.steps if self.config.steps is not None else self.segmenter.default_steps)
+
+    @property
+    def guidance(self) -> float:
+        """The guidance scale this pipeline runs: its config's, else the model's own."""
+        return float(self.config.guidance if self.config.guidance is not None else self.segmenter.default_guidance)
+
     def _canvas(self) -> tuple[int, int]:
         return int(self.segmenter.height), int(self.segmenter.width)
 
@@ -190,7 +197,7 @@ class AmodalSegmentationPipeline:
         seg = self.segmenter
         window = cfg.window or int(seg.num_frames)
         overlap = min(cfg.overlap, window - 1)
-        stride = window - overlap
+        plan = StreamingPlan(window, overlap)
         weights = _blend_weights(window, overlap, cfg.blend)
         use_depth = depth_frames is not None and cfg.use_depth
         depth_iter = iter(depth_frames) if use_depth else None
@@ -203,7 +210,6 @@ class AmodalSegmentationPipeline:
         wsum: dict[int, float] = {}
         box: Letterbox | None = None
         num_objects = None
-        next_start = 0  # first frame of the next regular window
         emitted = 0
         index = -1
         window_index = 0
@@ -228,7 +234,7 @@ class AmodalSegmentationPipeline:
                 emitted += 1
                 if bar is not None:
                     bar.update(1)
-            while inputs and inputs[0][0] < min(emitted, next_start):
+            while inputs and inputs[0][0] < min(emitted, plan.next_start):
                 inputs.popleft()
 
         for index, modal in enumerate(modal_frames):
@@ -257,19 +263,17 @@ class AmodalSegmentationPipeline:
             self.last_timings["preprocess"] += time.perf_counter() - t0
             inputs.append((index, modal_canvas, depth_canvas))
             originals[index] = modal
-            if index + 1 == next_start + window:
-                run_window(next_start)
-                next_start += stride
-            # Later regular windows start at next_start; a final shifted-back window can
-            # reach back to frame index + 1 - window at the earliest.
-            yield from finish(max(0, min(next_start, index + 1 - window)))
+            start = plan.ready(index + 1)
+            if start is not None:
+                run_window(start)
+            yield from finish(plan.final_until(index + 1))
 
         if index < 0:
             raise InputError("no frames to segment: the mask input is empty")
         total = index + 1
-        last_end = next_start - stride + window if next_start > 0 else 0
-        if last_end < total:
-            run_window(max(0, total - window))
+        start = plan.final_start(total)
+        if start is not None:
+            run_window(start)
         yield from finish(total)
         if bar is not None:
             bar.close()
@@ -282,10 +286,7 @@ class AmodalSegmentationPipeline:
         depth = None
         if frames[0][2] is not None:
             raw = torch.stack([f[2] for f in frames])  # (T, h, w), nan on the letterbox margin
-            valid = ~raw.isnan()
-            filled = torch.where(valid, raw, raw[valid].min() if valid.any() else torch.zeros(()))
-            depth = normalize_depth(filled)
-            depth = torch.where(valid, depth, torch.full_like(depth, -1.0))  # margins read as far away
+            depth = torch.from_numpy(normalize_depth(raw.numpy()))
         t_real = modal.shape[1]
         if t_real < window:
             # A video shorter than one window: repeat the last frame to fill it; the extra frames are dropped.
@@ -309,7 +310,7 @@ class AmodalSegmentationPipeline:
             batch_depth = None if depth is None else depth[None].expand(len(chunk), -1, -1, -1)
             with torch.no_grad():
                 out = seg.sample(
-                    modal[objects], batch_depth, steps=cfg.steps, guidance=cfg.guidance, generator=generator
+                    modal[objects], batch_depth, steps=self.steps, guidance=self.guidance, generator=generator
                 )
             for row, (k, s) in enumerate(chunk):
                 soft[s, k] = out[row, :t_real].float()

@@ -20,6 +20,10 @@ class AmodalSegmenter(Protocol):
     width: int  # native width in pixels
     uses_depth: bool  # True when the model was trained with depth and benefits from it
     threshold: float  # soft-mask value above which a pixel is amodal
+    # The model's own best sampling settings, used whenever a caller does not choose: each model
+    # records them in its config (measured for ours, the reference's for official checkpoints).
+    default_steps: int  # denoising steps (one-step models ignore steps)
+    default_guidance: float  # classifier-free guidance scale (1 runs the conditional branch only)
 
     def sample(
         self,

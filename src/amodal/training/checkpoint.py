@@ -132,20 +132,44 @@ def list_checkpoints(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
 
 
+def resume_newest(root: Path, model: torch.nn.Module, ema, optimizer, scheduler) -> Resumed | None:
+    """Restore the newest readable checkpoint under ``root``; ``None`` when there is none.
+
+    A checkpoint that cannot be read (a disk error, a file damaged after it was written) is named
+    on stderr and the one before it is used; when none can be read, a ``CheckpointError`` names them.
+    """
+    import sys
+
+    found = list_checkpoints(root)
+    failures = []
+    for path in reversed(found):
+        try:
+            resumed = load_checkpoint(path, model, ema, optimizer, scheduler)
+        except CheckpointError as e:
+            failures.append(str(e))
+            print(f"amodal: skipping an unreadable checkpoint: {e}", file=sys.stderr)
+            continue
+        return resumed
+    if failures:
+        raise CheckpointError(
+            f"{root}: no readable checkpoint ({len(failures)} tried); the newest said: {failures[0]}"
+        )
+    return None
+
+
 def load_checkpoint(path: Path, model: torch.nn.Module, ema, optimizer, scheduler) -> Resumed:
     """Restore everything :func:`save_checkpoint` wrote into the given objects (strictly)."""
-    from safetensors.torch import load_file
-
-    from amodal.checkpoints.safetensors import load_state_strict
+    from amodal.checkpoints.safetensors import load_state_strict, read_safetensors
 
     path = Path(path)
     try:
         state = json.loads((path / "state.json").read_text())
-        weights = load_file(str(path / "model.safetensors"))
-        ema_weights = load_file(str(path / "ema.safetensors"))
-        opt_tensors = load_file(str(path / "optimizer.safetensors"))
-        rng_tensors = load_file(str(path / "rng.safetensors"))
-    except (OSError, json.JSONDecodeError) as e:
+        fix = "delete it to resume from an older one"
+        weights = read_safetensors(path / "model.safetensors", fix)
+        ema_weights = read_safetensors(path / "ema.safetensors", fix)
+        opt_tensors = read_safetensors(path / "optimizer.safetensors", fix)
+        rng_tensors = read_safetensors(path / "rng.safetensors", fix)
+    except (OSError, json.JSONDecodeError, KeyError) as e:
         raise CheckpointError(f"{path}: incomplete or unreadable checkpoint ({e}); delete it to resume from an older one") from None
     load_state_strict(model, weights, str(path / "model.safetensors"))
     ema.load_state_dict(ema_weights, state["ema_updates"])

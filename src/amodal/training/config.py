@@ -82,7 +82,8 @@ class TrainConfig:
     # The data.
     data: DataConfig = field(default_factory=DataConfig)
     # A model folder to start from (curriculum: fine-tune a model pretrained on an
-    # easier distribution); "" starts from random weights.
+    # easier distribution), or a bundled model name ("default", "default-regression":
+    # fine-tune the shipped weights); "" starts from random weights.
     init_from: str = ""
     # Optimiser steps in total; the learning-rate schedule spans exactly these.
     steps: int = 3000

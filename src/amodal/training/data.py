@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from amodal.clip import Clip
+from amodal.depth.normalize import normalize_depth
 from amodal.errors import InputError
 from amodal.data.geometry import letterbox, to_model
 from amodal.training.config import DataConfig, TrainConfig
@@ -145,6 +146,18 @@ def _dataset_clips(config: DataConfig, split: str) -> Iterator[Clip]:
     yield from open_dataset("synthetic", config.root, split=split)
 
 
+def source_clips(config, split: str) -> tuple[Iterator[Clip], int | None]:
+    """The ``"train"`` or ``"val"`` clips a data config names, and how many (``None``: unknown until read).
+
+    ``config`` is any data config with the source fields of :class:`DataConfig` (both stages' are).
+    """
+    name = config.train_split if split == "train" else config.val_split
+    if config.source == "generator":
+        total = config.train_clips if split == "train" else config.val_clips
+        return _generated_clips(config, name, total), total
+    return _dataset_clips(config, name), None
+
+
 def pool_key(config: DataConfig, split: str, height: int, width: int) -> str:
     """What a cached pool depends on: the source settings, the split and the native size."""
     synth = Path(config.synth_config).read_text() if config.synth_config else ""
@@ -163,13 +176,7 @@ def open_pool(config: DataConfig, split: str, height: int, width: int, cache_dir
         pool = load_pool(cache, key)
         if pool is not None:
             return pool
-    name = config.train_split if split == "train" else config.val_split
-    if config.source == "generator":
-        total = config.train_clips if split == "train" else config.val_clips
-        clips = _generated_clips(config, name, total)
-    else:
-        clips = _dataset_clips(config, name)
-        total = None
+    clips, total = source_clips(config, split)
     if progress:
         from tqdm import tqdm
 
@@ -179,19 +186,6 @@ def open_pool(config: DataConfig, split: str, height: int, width: int, cache_dir
         save_pool(cache, pool, key)
     return pool
 
-
-def normalize_window_depth(raw: np.ndarray) -> np.ndarray:
-    """``(T, h, w)`` raw inverse depth with ``nan`` margins -> ``[-1, 1]`` over the window, margins ``-1``.
-
-    The same mapping the segmentation pipeline applies to each window at inference.
-    """
-    raw = raw.astype(np.float32)
-    valid = ~np.isnan(raw)
-    if not valid.any():
-        return np.full(raw.shape, -1.0, dtype=np.float32)
-    lo, hi = raw[valid].min(), raw[valid].max()
-    out = np.zeros_like(raw) if hi - lo < 1e-12 else (raw - lo) / (hi - lo) * 2 - 1
-    return np.where(valid, out, -1.0).astype(np.float32)
 
 
 def _window(array: np.ndarray, start: int, length: int) -> np.ndarray:
@@ -274,7 +268,7 @@ class WindowSampler:
         modal = _window(self.pool.modal[track], start, self.num_frames)
         amodal = _window(self.pool.amodal[track], start, self.num_frames)
         raw = self.pool.depth[int(self.pool.clip_of[track])]
-        depth = None if raw is None else normalize_window_depth(_window(raw, start, self.num_frames))
+        depth = None if raw is None else normalize_depth(_window(raw, start, self.num_frames))
         if cfg.crop:
             rows, cols = crop_around(amodal, cfg.crop, rng)
             modal, amodal = modal[:, rows, cols], amodal[:, rows, cols]
@@ -326,7 +320,7 @@ def validation_windows(pool: WindowPool, config: DataConfig, num_frames: int) ->
         amodal.append(_window(pool.amodal[track], start, num_frames))
         raw = pool.depth[int(pool.clip_of[track])]
         has_depth.append(raw is not None)
-        depth.append(normalize_window_depth(_window(raw, start, num_frames)) if raw is not None else np.zeros(modal[-1].shape, np.float32))
+        depth.append(normalize_depth(_window(raw, start, num_frames)) if raw is not None else np.zeros(modal[-1].shape, np.float32))
     if not modal:
         raise InputError("the validation data has no partly hidden object; use more validation clips")
     return Batch(

@@ -24,21 +24,24 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from amodal.errors import InputError
-from amodal.util.fs import atomic_path, write_json
+from amodal.util.fs import atomic_path, mark_output, output_command, remove_stale_temporaries_in, write_json
 from amodal.segmentation.model import (
     SegmenterConfig,
     build_segmenter,
     load_segmenter_folder,
     save_segmenter,
 )
+from amodal.checkpoints.formats import OURS
+from amodal.checkpoints.registry import resolve
 from amodal.checkpoints.safetensors import load_state_strict, read_safetensors
 from amodal.checkpoints.surgery import diffusion_from_regression, widen_condition
-from amodal.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from amodal.training.checkpoint import list_checkpoints, resume_newest, save_checkpoint
 from amodal.training.config import TrainConfig
 from amodal.training.data import Batch, WindowSampler, open_pool, validation_windows
 from amodal.training.ema import EMA
@@ -55,13 +58,21 @@ class TrainResult:
 
 
 def initial_state(path: str | Path, config: SegmenterConfig) -> dict[str, torch.Tensor]:
-    """Backbone weights of the model folder ``path`` as the start of a model of ``config``.
+    """Backbone weights of ``path`` as the start of a model of ``config``.
 
+    ``path`` is a model folder written by ``amodal train`` or a bundled model name
+    (``"default"``, ``"default-regression"``: fine-tuning the shipped weights).
     Allowed differences: added condition channels (new priors, self-conditioning),
     which start at zero; and a regression twin as the start of a ``"logit"``
     diffusion model (:func:`amodal.checkpoints.surgery.diffusion_from_regression`).
     """
-    start = load_segmenter_folder(path)
+    found = resolve(path, "segmentation", flag="init_from")
+    if found.kind != OURS:
+        raise InputError(
+            f"init_from {path}: a {found.kind} checkpoint cannot start a training run; "
+            "pass a model folder written by `amodal train` or a bundled model name"
+        )
+    start = load_segmenter_folder(found.path)
     old = start.config
     if old.objective == "regression" and config.objective == "diffusion":
         if config.parameterization != "logit":
@@ -169,6 +180,25 @@ def _truncate_log(path: Path, step: int) -> None:
         tmp.write_text("".join(line + "\n" for line in kept))
 
 
+@dataclass
+class Task:
+    """What the loop needs of one kind of model: the stage-specific parts of a training run.
+
+    The loop owns everything else (Accelerate, optimiser, schedule, EMA, checkpoints, exact
+    resume, logging, progress), so both stages train, resume and log the same way.
+    """
+
+    name: str  # shown on the progress bar ("diffusion", "completion diffusion")
+    command: str  # the command whose output the run folder is (its marker)
+    model: torch.nn.Module  # the model being optimised; ``model.backbone`` is what checkpoints hold
+    eval_model: torch.nn.Module  # a copy that validation loads the EMA weights into
+    batch: Callable  # (step, process, batch_size) -> the step's batch, a function of its arguments
+    loss: Callable  # (model, batch, generator) -> scalar loss
+    validate: Callable  # (eval_model, accelerator) -> metrics dict (gathered over processes)
+    describe: Callable  # metrics dict -> one line for the progress bar
+    save: Callable  # (folder, EMA state dict) -> writes the exported model folder
+
+
 def train_segmentation(
     config: TrainConfig,
     out_dir: str | Path,
@@ -180,6 +210,46 @@ def train_segmentation(
 
     A run folder with checkpoints is resumed from its newest one; its saved
     config must equal ``config``.
+    """
+
+    def build(accelerator, main: bool) -> Task:
+        mcfg = config.model
+        if config.init_from:
+            # Checked before the data is made (minutes), so that a wrong init_from fails at once; with
+            # the torch generator forked, so that the run's random draws are what they always were.
+            with torch.random.fork_rng(devices=[]):
+                initial_state(config.init_from, mcfg)
+        cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else Path(out_dir) / "data"
+        with accelerator.main_process_first():
+            train_pool = open_pool(config.data, "train", mcfg.height, mcfg.width, cache_dir, progress and main)
+            val_pool = open_pool(config.data, "val", mcfg.height, mcfg.width, cache_dir, progress and main)
+        sampler = WindowSampler(train_pool, config.data, mcfg.num_frames, config.seed)
+        val_batch = validation_windows(val_pool, config.data, mcfg.num_frames)
+        model = build_segmenter(mcfg)
+        if config.init_from:
+            load_state_strict(model.backbone, initial_state(config.init_from, mcfg), config.init_from)
+        loss_fn = LOSSES[mcfg.objective]
+        return Task(
+            name=mcfg.objective,
+            command="train segmentation",
+            model=model,
+            eval_model=build_segmenter(mcfg).to(accelerator.device).eval(),
+            batch=sampler.batch,
+            loss=lambda m, batch, generator: loss_fn(m, batch, config, generator),
+            validate=lambda m, acc: validate(m, val_batch, config, acc),
+            describe=lambda metrics: f"val mIoU {metrics['mIoU']:.4f} mIoU_hidden {metrics['mIoU_hidden']:.4f}",
+            save=lambda folder, state: save_segmenter(folder, mcfg, state),
+        )
+
+    return run_training(build, config, out_dir, stop_at=stop_at, progress=progress)
+
+
+def run_training(build: Callable, config, out_dir: str | Path, *, stop_at: int | None = None, progress: bool = True) -> TrainResult:
+    """The loop every model trains with: ``build(accelerator, is_main) -> Task`` supplies the stage's parts.
+
+    ``config`` holds the optimisation settings both stages share (steps, batch_size, lr,
+    warmup_steps, lr_final_ratio, weight_decay, grad_clip, ema_decay, log_every,
+    checkpoint_every, keep_checkpoints, validate_every, seed, bf16) and ``to_dict()``.
     """
     from accelerate import Accelerator
     from tqdm import tqdm
@@ -202,32 +272,25 @@ def train_segmentation(
 
     torch.manual_seed(config.seed)
     np.random.seed(config.seed % 2**32)
-    mcfg = config.model
-    cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else out_dir / "data"
-    with accelerator.main_process_first():
-        train_pool = open_pool(config.data, "train", mcfg.height, mcfg.width, cache_dir, progress and main)
-        val_pool = open_pool(config.data, "val", mcfg.height, mcfg.width, cache_dir, progress and main)
-    sampler = WindowSampler(train_pool, config.data, mcfg.num_frames, config.seed)
-    val_batch = validation_windows(val_pool, config.data, mcfg.num_frames)
-
-    model = build_segmenter(mcfg)
-    if config.init_from:
-        load_state_strict(model.backbone, initial_state(config.init_from, mcfg), config.init_from)
+    task = build(accelerator, main)
+    if main and output_command(out_dir) is None:
+        mark_output(out_dir, task.command)
+    model = task.model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, config))
     ema = EMA(model.backbone, config.ema_decay)
-    eval_model = build_segmenter(mcfg).to(accelerator.device).eval()
 
     step = 0
     pending = [0.0, 0]  # loss sum and count since the last log line
-    checkpoints = list_checkpoints(out_dir / "checkpoints")
-    if checkpoints:
-        resumed = load_checkpoint(checkpoints[-1], model.backbone, ema, optimizer, scheduler)
+    resumed = resume_newest(out_dir / "checkpoints", model.backbone, ema, optimizer, scheduler)
+    if resumed is not None:
         step, pending = resumed.step, list(resumed.state["pending_loss"])
-        if main:
-            _truncate_log(out_dir / "log.jsonl", step)
+    if main:
+        # Lines logged after the checkpoint resumed from (or before the first one) are logged again.
+        _truncate_log(out_dir / "log.jsonl", step)
+        if (out_dir / "checkpoints").is_dir():
+            remove_stale_temporaries_in(out_dir / "checkpoints")
     model, optimizer = accelerator.prepare(model, optimizer)
-    loss_fn = LOSSES[mcfg.objective]
     log_path = out_dir / "log.jsonl"
 
     def log(record: dict) -> None:
@@ -250,21 +313,21 @@ def train_segmentation(
             )
 
     def run_validation() -> None:
-        load_state_strict(eval_model.backbone, ema.state_dict(), "EMA weights")
-        metrics = validate(eval_model, val_batch, config, accelerator)
+        load_state_strict(task.eval_model.backbone, ema.state_dict(), "EMA weights")
+        metrics = task.validate(task.eval_model, accelerator)
         log({"step": step, "val": metrics})
         if main and progress:
-            bar.write(f"step {step}: val mIoU {metrics['mIoU']:.4f} mIoU_hidden {metrics['mIoU_hidden']:.4f}")
+            bar.write(f"step {step}: {task.describe(metrics)}")
 
     end = config.steps if stop_at is None else min(config.steps, stop_at)
-    bar = tqdm(total=config.steps, initial=step, desc=f"train {mcfg.objective}", unit="step", disable=not (progress and main))
+    bar = tqdm(total=config.steps, initial=step, desc=f"train {task.name}", unit="step", disable=not (progress and main))
     tic = time.perf_counter()
     model.train()
     while step < end:
-        batch = sampler.batch(step, accelerator.process_index, config.batch_size)
+        batch = task.batch(step, accelerator.process_index, config.batch_size)
         generator = step_generator(config.seed, step, accelerator.process_index)
         with accelerator.autocast():
-            loss = loss_fn(model, batch, config, generator)
+            loss = task.loss(model, batch, generator)
         accelerator.backward(loss)
         if config.grad_clip > 0:
             accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -299,7 +362,7 @@ def train_segmentation(
         run_validation()
     model_dir = out_dir / "model"
     if main:
-        save_segmenter(model_dir, mcfg, ema.state_dict())
+        task.save(model_dir, ema.state_dict())
     accelerator.wait_for_everyone()
     return TrainResult(out_dir, step, model_dir)
 
@@ -307,6 +370,10 @@ def train_segmentation(
 def export_checkpoint(run_dir: str | Path, out: str | Path, checkpoint: str | Path | None = None) -> Path:
     """Export the EMA weights of a run's newest (or the given) checkpoint as a model folder."""
     run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise InputError(
+            f"{run_dir}: not a training run folder (no config.json); pass the --out folder of `amodal train segmentation`"
+        )
     config = TrainConfig.from_json(run_dir / "config.json")
     if checkpoint is None:
         found = list_checkpoints(run_dir / "checkpoints")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 
@@ -50,8 +51,8 @@ def _coerce(value, hint, where: str):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         return _coerce(value, args[0], where)
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InputError(f"{where} must be a number, got {_show(value)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+            raise InputError(f"{where} must be a finite number, got {_show(value)}")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -66,6 +67,14 @@ def _coerce(value, hint, where: str):
             raise InputError(f"{where} must be a string, got {_show(value)}")
         return value
     return value
+
+
+def _finite(number) -> bool:
+    """False for NaN, infinities and integers beyond the float range (JSON has all three)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 def _show(value) -> str:

@@ -310,6 +310,14 @@ class OfficialStage:
         return self.model.config.num_frames
 
     @property
+    def default_steps(self) -> int:
+        return self.settings.steps
+
+    @property
+    def default_guidance(self) -> float:
+        return self.settings.max_guidance
+
+    @property
     def height(self) -> int:
         return self.model.config.height
 
@@ -393,7 +401,7 @@ def save_converted(source: str | Path, out: str | Path, *, dtype: str | None = N
     if dtype is not None:
         weights = {k: v.to(DTYPES[dtype]) if v.is_floating_point() else v for k, v in weights.items()}
     weights = {k: v.contiguous() for k, v in weights.items()}
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, command="convert official") as tmp:
         save_file(weights, str(tmp / WEIGHTS_NAME), metadata={"format": CONVERTED_FORMAT})
         (tmp / CONFIG_NAME).write_text(
             json.dumps({"format": CONVERTED_FORMAT, "version": CONVERTED_VERSION, "config": config.to_dict()}, indent=2) + "\n"

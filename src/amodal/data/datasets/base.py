@@ -12,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
 
 from amodal.clip import Clip
+from amodal.data.windows import Window, plan_windows
 from amodal.errors import InputError
 
 
@@ -381,3 +382,13 @@ def to_int(value: Any, where: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise InputError(f"{where}: expected an integer, got {value!r}") from None
+
+
+def split_item(item: DatasetItem, window: int | None) -> Iterator[tuple[DatasetItem, Window]]:
+    """Each window of ``item`` as its own item, with the window it came from (``None``: the whole clip)."""
+    t = item.clip.num_frames
+    if window is None or window >= t:
+        yield item, Window(0, t, 0)
+        return
+    for w in plan_windows(t, window):
+        yield item.frame_range(w.start, w.stop), w

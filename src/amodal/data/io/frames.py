@@ -15,26 +15,17 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from amodal.data.io.layout import FramesInfo
 from amodal.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm")
-
-
-@dataclass(frozen=True)
-class FramesInfo:
-    """What a frame source holds, found without decoding every frame."""
-
-    num_frames: int  # frames in the folder or video (a video's container count when it has one)
-    height: int  # frame height in pixels
-    width: int  # frame width in pixels
-    fps: float | None  # the video's frame rate; None for a folder, which has no rate
 
 
 def natural_key(name: str) -> list:
@@ -76,11 +67,19 @@ def open_image(path: str | os.PathLike):
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     try:
-        image = Image.open(path)
-        image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        with warnings.catch_warnings():
+            # A header claiming more than Image.MAX_IMAGE_PIXELS pixels is refused before they are allocated.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, *_too_large(Image)) as e:
         raise InputError(f"{path}: cannot read this image ({e}); replace or remove the file") from None
     return image
+
+
+def _too_large(Image) -> tuple:
+    """Pillow's refusals of a header claiming more pixels than ``Image.MAX_IMAGE_PIXELS`` (not ``OSError``)."""
+    return Image.DecompressionBombError, Image.DecompressionBombWarning
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -90,7 +89,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     try:
         with Image.open(path) as image:
             w, h = image.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, *_too_large(Image)) as e:
         raise InputError(f"{path}: cannot read this image ({e}); replace or remove the file") from None
     return int(h), int(w)
 
@@ -113,7 +112,11 @@ def to_rgb(image) -> np.ndarray:
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """One image file as ``(H, W, 3) uint8`` RGB; ``InputError`` naming the file if it is corrupt."""
-    return to_rgb(open_image(path))
+    image = open_image(path)
+    try:
+        return to_rgb(image)
+    except ValueError as e:  # modes Pillow cannot convert to RGB
+        raise InputError(f"{path}: cannot read a {image.mode} image as RGB ({e}); save it as an RGB image") from None
 
 
 def _check_frames_path(path: Path) -> None:
@@ -218,20 +221,3 @@ def read_frames(path: str | os.PathLike, start: int = 0, stop: int | None = None
 def _check_range(start: int, stop: int | None, path: Path) -> None:
     if start < 0 or (stop is not None and stop <= start):
         raise InputError(f"{path}: bad frame range [{start}, {stop}); need 0 <= start < stop")
-
-
-def check_frame(frame: np.ndarray, index: int, size: tuple[int, int] | None, where: str | os.PathLike) -> np.ndarray:
-    """``frame`` as an ``(H, W, 3) uint8`` array of size ``size`` (any size when ``None``), for writers.
-
-    ``index`` and ``where`` (the file being written) name the frame in the
-    ``InputError`` raised otherwise.
-    """
-    frame = np.asarray(frame)
-    if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
-        raise InputError(f"{where}: frame {index} must be (H, W, 3) uint8, got {frame.dtype} {frame.shape}")
-    if size is not None and frame.shape[:2] != tuple(size):
-        raise InputError(
-            f"{where}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, the first was {size[1]}x{size[0]}; "
-            "all frames of a video must have one size"
-        )
-    return frame

@@ -100,10 +100,10 @@ def match_to_frames(
     return [index[name] for name in frame_names]
 
 
-def _check_size(array: np.ndarray, size: tuple[int, int] | None, file: Path | str) -> None:
-    if size is not None and array.shape[:2] != tuple(size):
+def _check_size(shape: tuple[int, ...], size: tuple[int, int] | None, file: Path | str) -> None:
+    if size is not None and tuple(shape[:2]) != tuple(size):
         raise InputError(
-            f"{file}: mask is {array.shape[1]}x{array.shape[0]} but the frames are {size[1]}x{size[0]} "
+            f"{file}: mask is {shape[1]}x{shape[0]} but the frames are {size[1]}x{size[0]} "
             "(width x height); masks must have the frames' size"
         )
 
@@ -119,8 +119,12 @@ def read_luminance_mask(path: str | os.PathLike, size: tuple[int, int] | None = 
         # 16-bit masks: threshold at the middle of their range, not of 8 bits.
         mask = np.asarray(image).astype(np.int64) > 257 * LUMINANCE_THRESHOLD
     else:
-        mask = np.asarray(image.convert("L")) > LUMINANCE_THRESHOLD
-    _check_size(mask, size, path)
+        try:
+            gray = image.convert("L")
+        except ValueError as e:  # modes Pillow cannot convert, such as LAB (a TIFF under a .png name)
+            raise InputError(f"{path}: cannot read a {image.mode} image as a mask ({e}); save it as a gray PNG") from None
+        mask = np.asarray(gray) > LUMINANCE_THRESHOLD
+    _check_size(mask.shape, size, path)
     return mask
 
 
@@ -147,7 +151,7 @@ def read_index_mask(path: str | os.PathLike, size: tuple[int, int] | None = None
         labels = labels.astype(np.uint8) if labels.dtype == np.bool_ else labels
     else:
         raise InputError(f"{path}: index mode cannot read {image.mode} images; save the labels as a palette PNG")
-    _check_size(labels, size, path)
+    _check_size(labels.shape, size, path)
     return labels
 
 
@@ -206,12 +210,12 @@ def read_mask_folder(
                 f"{folder}: luminance masks hold one object (id 1), asked for ids {list(object_ids)}; "
                 "use mask_mode='index' for label images with several objects"
             )
-        masks = np.stack([read_luminance_mask(f, size) for f in tqdm(files, **progress)])[None]
+        masks = _read_masks(read_luminance_mask, tqdm(files, **progress), size)[None]
         ids: tuple[int, ...] = (1,)
         if require_visible:
             _check_visible(masks, ids, str(folder), f"no pixel has luminance above {LUMINANCE_THRESHOLD}")
     else:
-        labels = np.stack([read_index_mask(f, size) for f in tqdm(files, **progress)])
+        labels = _read_masks(read_index_mask, tqdm(files, **progress), size)
         present = [int(v) for v in np.unique(labels) if v != 0]
         if not present:
             raise InputError(f"{folder}: every label image is 0 (background); index mode needs object ids > 0")
@@ -222,10 +226,27 @@ def read_mask_folder(
     )
 
 
+def _read_masks(read, files, size: tuple[int, int] | None) -> np.ndarray:
+    """``read(file, size)`` of every file, stacked; without ``size``, all must have the first one's size."""
+    masks: list[np.ndarray] = []
+    for file in files:
+        mask = read(file, size)
+        if masks and mask.shape != masks[0].shape:
+            h, w = masks[0].shape
+            raise InputError(
+                f"{file}: mask is {mask.shape[1]}x{mask.shape[0]} but the first mask is {w}x{h} (width x height); "
+                "all masks must have one size"
+            )
+        masks.append(mask)
+    return np.stack(masks)
+
+
 def _select_ids(present: Sequence[int], wanted: Sequence[int] | None, where: str) -> tuple[int, ...]:
     if wanted is None:
         return tuple(present)
     ids = tuple(int(i) for i in wanted)
+    if not ids:
+        raise InputError(f"{where}: asked for no object ids; present ids: {list(present)} (pass none to keep all)")
     for oid in ids:
         if oid not in present:
             raise InputError(f"{where}: object id {oid} not found; present ids: {list(present)}")
@@ -245,10 +266,10 @@ def _object_subfolders(folder: Path) -> list[Path]:
 def _read_object_subfolders(folder, subfolders, frame_names, size, object_ids, require_visible, what) -> ObjectMasks:
     by_id = {int(p.name): p for p in subfolders}
     ids = _select_ids(list(by_id), object_ids, str(folder))
-    rows = [
-        read_mask_folder(by_id[oid], frame_names, size, "luminance", require_visible=require_visible, what=what)
-        for oid in ids
-    ]
+    rows = []
+    for oid in ids:
+        rows.append(read_mask_folder(by_id[oid], frame_names, size, "luminance", require_visible=require_visible, what=what))
+        size = rows[0].modal.shape[2:]  # every object's masks must have the first object's size
     return ObjectMasks(
         modal=np.concatenate([r.modal for r in rows]),
         amodal=None,
@@ -351,17 +372,19 @@ def _decode_or_empty(entry, file_size, size, where: str) -> np.ndarray:
         if file_size is None and size is None:
             raise InputError(f"{where}: null mask and no size to make it empty; add a top-level 'size'")
         return np.zeros(tuple(size or file_size), dtype=bool)
-    mask = rle_codec.decode(entry, where=where)
-    _check_size(mask, size, where)
-    if file_size is not None and mask.shape != tuple(file_size):
-        raise InputError(f"{where}: RLE size {list(mask.shape)} differs from the file's size {list(file_size)}")
-    return mask
+    shape = rle_codec.size_of(entry, where)  # checked before anything is decoded
+    _check_size(shape, size, where)
+    if file_size is not None and shape != tuple(file_size):
+        raise InputError(
+            f"{where}: RLE size {list(shape)} differs from the file's size {list(file_size)}; all masks must have one size"
+        )
+    return rle_codec.decode(entry, where=where)
 
 
 def _per_object_entries(data: dict, path: Path) -> tuple[list[str], list[dict]]:
     frames = data.get("frames")
-    if not isinstance(frames, list) or not frames or not all(isinstance(n, str) for n in frames):
-        raise InputError(f"{path}: 'frames' must be a non-empty list of frame names")
+    if not isinstance(frames, list) or not frames or not all(_is_name(n) for n in frames):
+        raise InputError(f"{path}: 'frames' must be a non-empty list of frame names (printable strings)")
     size = data.get("size")
     if size is not None and not (isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) for s in size)):
         raise InputError(f"{path}: 'size' must be [H, W], got {size!r}")
@@ -386,7 +409,7 @@ def _per_object_entries(data: dict, path: Path) -> tuple[list[str], list[dict]]:
         objects.append(
             {
                 "id": obj["id"],
-                "category_id": int(obj.get("category_id", 0)),
+                "category_id": _integer(obj.get("category_id", 0), f"{path}: object {obj['id']} 'category_id'"),
                 "modal": obj.get("modal"),
                 "amodal": obj.get("amodal"),
                 "size": size,
@@ -394,7 +417,28 @@ def _per_object_entries(data: dict, path: Path) -> tuple[list[str], list[dict]]:
         )
     if len({o["id"] for o in objects}) != len(objects):
         raise InputError(f"{path}: object ids repeat: {[o['id'] for o in objects]}")
+    if size is None:  # without a top-level size, every mask takes the size of the first one
+        first = next((r for o in objects for k in keys for r in o[k] if r is not None), None)
+        if first is not None:
+            size = list(rle_codec.size_of(first, f"{path}: object {objects[0]['id']}"))
+        for o in objects:
+            o["size"] = size
     return [_stem(n) for n in frames], objects
+
+
+def _is_name(name) -> bool:
+    """A frame or file name from a JSON file: a non-empty printable string (messages quote it on one line)."""
+    return isinstance(name, str) and name != "" and name.isprintable()
+
+
+def _integer(value, where: str) -> int:
+    """An integer field (integer-valued numbers and strings accepted, as ``int()`` reads them); ``InputError`` otherwise."""
+    try:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{where} must be an integer, got {value!r}") from None
 
 
 def _sailvos_entries(data: list, path: Path, frames_dir) -> tuple[list[str], list[dict]]:
@@ -403,8 +447,13 @@ def _sailvos_entries(data: list, path: Path, frames_dir) -> tuple[list[str], lis
         needed = ("obj_id", "image_file_names", "visible_mask", "segmentation")
         if not isinstance(clip, dict) or any(k not in clip for k in needed):
             raise InputError(f"{path}: clip [{i}] is not a SAIL-VOS clip (needs {', '.join(needed)})")
-        files = tuple(clip["image_file_names"])
+        names = clip["image_file_names"]
+        if not isinstance(names, list) or not names or not all(_is_name(n) for n in names):
+            raise InputError(f"{path}: clip [{i}] 'image_file_names' must be a non-empty list of file names")
+        files = tuple(names)
         for key in ("visible_mask", "segmentation"):
+            if not isinstance(clip[key], list):
+                raise InputError(f"{path}: clip [{i}] '{key}' must list one RLE or null per image")
             if len(clip[key]) != len(files):
                 raise InputError(f"{path}: clip [{i}] has {len(clip[key])} '{key}' entries for {len(files)} images")
         videos.setdefault(files, []).append(clip)
@@ -422,14 +471,15 @@ def _sailvos_entries(data: list, path: Path, frames_dir) -> tuple[list[str], lis
             )
         files, clips = chosen[0], videos[chosen[0]]
     # A null entry (object absent from a frame) takes the size of the video's other masks.
-    sizes = [rle["size"] for c in clips for rle in c["visible_mask"] + c["segmentation"] if isinstance(rle, dict)]
+    first = next((rle for c in clips for rle in c["visible_mask"] + c["segmentation"] if rle is not None), None)
+    size = list(rle_codec.size_of(first, f"{path}: video {Path(files[0]).parent}")) if first is not None else None
     objects = [
         {
-            "id": int(c["obj_id"]),
-            "category_id": int(c.get("category_id", 0)),
+            "id": _integer(c["obj_id"], f"{path}: 'obj_id'"),
+            "category_id": _integer(c.get("category_id", 0), f"{path}: obj_id {c['obj_id']!r} 'category_id'"),
             "modal": c["visible_mask"],
             "amodal": c["segmentation"],
-            "size": [int(s) for s in sizes[0]] if sizes else None,
+            "size": size,
         }
         for c in clips
     ]

@@ -140,6 +140,10 @@ def open_video(
     wanted = None if object_ids is None else tuple(int(i) for i in object_ids)
     categories: tuple[int, ...] | None = None
 
+    if masks.is_file() and masks.suffix.lower() in IMAGE_SUFFIXES:
+        raise InputError(
+            f"{masks}: is one image; masks are a folder of mask images (one per frame) or a COCO RLE JSON file"
+        )
     if masks.is_file():
         found = read_rle_json(masks, names, size, wanted, frames if frames.is_dir() else None, require_visible=False)
         if found.modal is None:

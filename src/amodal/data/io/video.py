@@ -16,7 +16,7 @@ import numpy as np
 
 from amodal.errors import InputError
 from amodal.util.fs import atomic_path
-from amodal.data.io.frames import FramesInfo, check_frame
+from amodal.data.io.layout import FramesInfo, check_frame
 
 # Preferred encoders in order: H.264 plays everywhere; MPEG-4 Part 2 ships with
 # every FFmpeg build, so it is the fallback when libx264 is missing.

@@ -17,7 +17,7 @@ import numpy as np
 from amodal.errors import InputError
 from amodal.util.fs import atomic_dir, atomic_path, write_json
 from amodal.data.io import rle as rle_codec
-from amodal.data.io.frames import check_frame
+from amodal.data.io.layout import check_frame
 from amodal.data.io.video import WRITE_SUFFIXES as VIDEO_WRITE_SUFFIXES
 
 GIF_SUFFIXES = (".gif",)

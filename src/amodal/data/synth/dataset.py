@@ -31,7 +31,7 @@ import numpy as np
 
 from amodal.clip import Clip
 from amodal.errors import InputError
-from amodal.util.fs import atomic_dir, write_json
+from amodal.util.fs import atomic_dir, mark_output, output_command, write_json
 from amodal.data.synth.config import CATEGORY_NAMES, SynthConfig
 
 FORMAT = "amodal-synth/1"  # written to generation.json; bump when the on-disk layout changes
@@ -182,6 +182,9 @@ def write_split(job: SynthSplit, progress: bool = True) -> dict:
     stopped. A split folder made with a different seed or config is an error.
     """
     split_dir = job.split_dir
+    split_dir.mkdir(parents=True, exist_ok=True)
+    if output_command(job.out) is None:
+        mark_output(job.out, "data synth")  # so a later run resumes or adds splits here without --overwrite
     _claim_split(job)
     videos_dir = split_dir / "videos"
     videos_dir.mkdir(parents=True, exist_ok=True)

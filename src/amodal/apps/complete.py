@@ -1,0 +1,108 @@
+"""``amodal complete``: read frames and mask folders, run stage 2, write each object's completed appearance."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amodal.clip import Clip
+from amodal.completion.pipeline import CompletionConfig, ContentCompletionPipeline, PipelineConfig
+from amodal.errors import InputError
+
+
+def write_result(result, frame_names: tuple[str, ...], out: str | os.PathLike) -> Path:
+    """Write ``out/<object id>/{rgb,rgba,overlay}/<frame>.png``; the folder appears only once complete."""
+    from PIL import Image
+
+    from amodal.util.fs import atomic_dir
+
+    out = Path(out)
+    with atomic_dir(out, command="complete") as tmp:
+        for k, object_id in enumerate(result.object_ids):
+            for kind, images in (("rgb", result.rgb[k]), ("rgba", result.rgba[k]), ("overlay", result.overlay[k])):
+                folder = tmp / str(object_id) / kind
+                folder.mkdir(parents=True)
+                for name, image in zip(frame_names, images):
+                    Image.fromarray(image).save(folder / f"{name}.png")
+    return out
+
+
+@dataclass(frozen=True)
+class CompleteCommand:
+    """What ``amodal complete`` runs."""
+
+    model: str  # official or converted content-completion checkpoint folder
+    frames: str  # folder of RGB frames or a video file
+    masks: str  # modal masks: one folder of images, or subfolders named by object id
+    amodal: str  # amodal masks from stage 1, laid out like ``masks``
+    out: str  # output folder (replaced atomically)
+    completion: CompletionConfig = field(default_factory=CompletionConfig)
+    device: str = "cpu"  # cpu or cuda
+    dtype: str = "float32"  # float32 / bfloat16 (CPU); float16 / bfloat16 (CUDA)
+    offload: bool = False  # move each network to the GPU only while it runs
+    height: int | None = None  # model resolution; None: the checkpoint's native size (256 for the official one)
+    width: int | None = None  # the reference notes 512x1024 sometimes does better than 256x512
+    overwrite: bool = False  # replace an existing --out that amodal complete did not write
+    steps: int | None = None  # denoising steps; None = the model's own (the official checkpoints' 25)
+    guidance: float | None = None  # guidance scale; None = the model's own (the official checkpoints' 1.5)
+    samples: int = 1  # appearances per object; the written one is sample 0
+
+
+def run_complete(command: CompleteCommand, *, progress: bool = True) -> Path:
+    """Read the folders, load the model, complete every object, write the results; returns the output folder."""
+    from amodal.data.io.frames import frame_names, read_frames
+    from amodal.data.io.masks import read_mask_folder
+    from amodal.checkpoints.registry import load_completer, resolve
+    from amodal.util.checks import check_device, check_seed
+    from amodal.util.fs import check_output
+
+    check_device(command.device)
+    check_seed(command.completion.seed)
+    out = check_output(
+        command.out, command="complete", inputs=(command.frames, command.masks, command.amodal, command.model),
+        overwrite=command.overwrite,
+    )
+    resolve(command.model, "completion")  # a wrong --model is found before the frames are read
+    frames = read_frames(command.frames)
+    names = frame_names(command.frames)
+    size = frames.shape[1:3]
+    # Both folders: one folder of images (one object) or one numbered subfolder per object, matched to the frames.
+    modal = read_mask_folder(command.masks, names, size, what="modal masks")
+    amodal = read_mask_folder(command.amodal, names, size, require_visible=False, what="amodal masks")
+    if modal.object_ids != amodal.object_ids:
+        raise InputError(
+            f"{command.amodal}: object ids {list(amodal.object_ids)} differ from {command.masks}'s {list(modal.object_ids)}"
+        )
+    clip = Clip(
+        frames=frames, modal_masks=modal.modal, object_ids=modal.object_ids, frame_names=names, source=str(command.frames)
+    )
+    # read_mask_folder returns whatever masks a folder holds as ``.modal``; these are the amodal ones.
+    result = completion_pipeline(command, progress)(clip, amodal.modal)
+    return write_result(result, names, out)
+
+
+def completion_pipeline(command: CompleteCommand, progress: bool) -> ContentCompletionPipeline:
+    """The stage-2 pipeline ``command`` names: one of ours on object crops, or an official checkpoint on whole frames."""
+    import dataclasses
+
+    from amodal.checkpoints.formats import OURS
+    from amodal.checkpoints.registry import load_completer, resolve
+
+    settings = PipelineConfig(seed=command.completion.seed, samples=command.samples, progress=progress)
+    if resolve(command.model, "completion").kind == OURS:
+        official_only = [flag for flag, value in (("--dtype", command.dtype != "float32"), ("--offload", command.offload),
+                                                  ("--height", command.height), ("--width", command.width)) if value]
+        if official_only:
+            raise InputError(f"{' and '.join(official_only)}: apply to official checkpoints; amodal's own run at their native size in float32")
+        settings = dataclasses.replace(settings, steps=command.steps, guidance=command.guidance)
+        return ContentCompletionPipeline(load_completer(command.model, device=command.device), settings)
+    generation = command.completion.generation
+    if command.steps is not None:
+        generation = dataclasses.replace(generation, steps=command.steps)
+    if command.guidance is not None:
+        generation = dataclasses.replace(generation, min_guidance=command.guidance, max_guidance=command.guidance)
+    completer = load_completer(command.model, device=command.device, dtype=command.dtype, offload=command.offload,
+                               settings=generation, height=command.height, width=command.width)
+    return ContentCompletionPipeline(completer, settings, official=dataclasses.replace(command.completion, generation=generation))
+
