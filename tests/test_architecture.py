@@ -170,3 +170,17 @@ def test_every_import_in_the_docs_resolves():
                     )
                 checked += 1
     assert checked >= 5
+
+
+def test_every_source_path_the_docs_name_exists():
+    """``amodal/...`` and ``src/amodal/...`` paths in the README and docs/ point at files or folders of this layout."""
+    import re
+
+    root = PACKAGE.parents[1]
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md")), PACKAGE / "assets" / "weights" / "TRAINING.md"]
+    missing = []
+    for page in pages:
+        for path in re.findall(r"`(?:src/)?(amodal/[\w/.-]+)`", page.read_text()):
+            if not (PACKAGE.parent / path.rstrip("/")).exists():
+                missing.append(f"{page.name}: {path}")
+    assert missing == []

@@ -180,8 +180,9 @@ def test_training_md_has_the_commands_of_the_config_readmes():
     training = {shlex.join(argv) for argv in commands(TRAINING_MD)}
     curriculum = {shlex.join(argv) for argv in commands(COMMAND_DOCS[0])}
     archive = {shlex.join(argv) for argv in commands(COMMAND_DOCS[1])}
-    assert curriculum <= training
-    assert training <= curriculum | archive
+    completion = {shlex.join(argv) for argv in commands(CONFIGS / "completion" / "README.md")}
+    assert curriculum <= training and completion <= training
+    assert training <= curriculum | archive | completion
     # The two bundled models come out of the curriculum's last exports.
     assert "export runs/regression-stage6 --out src/amodal/assets/weights/default-regression" in curriculum
     assert "export runs/default-stage6 --out src/amodal/assets/weights/default" in curriculum

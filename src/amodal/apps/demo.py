@@ -1,6 +1,6 @@
 """``amodal demo``: the whole stage-1 system on a bundled synthetic clip with ground truth.
 
-The clip (``amodal/data/demo``, 48 frames at 128x256, five objects that pass
+The clip (``amodal/assets/demo``, 48 frames at 128x256, five objects that pass
 behind each other, one of them hidden entirely for a stretch) is in the
 synthetic dataset format of ``docs/datasets.md``; it was written by::
 

@@ -17,6 +17,12 @@ EXAMPLE = """\
               --track-offsets ../shared/fixtures/official_metrics/tao_amodal/track_ids_abs2rel.json \\
               --predictions ../shared/fixtures/official_metrics/tao_amodal/predictions.json --out runs/eval_tao
 
+  # content completion (stage 2) with the ground-truth amodal masks, then end to end after a stage-1 method:
+  amodal eval --task completion --dataset synthetic --data data/synth --method copy-modal --method temporal \\
+              --out runs/complete_synth
+  amodal eval --task completion --dataset synthetic --data data/synth --method temporal --masks convex \\
+              --out runs/complete_synth_e2e
+
   # shared out over 2 processes (accelerate needs --multi_gpu to start several, also on CPU-only machines):
   accelerate launch --multi_gpu --num_processes 2 -m amodal eval --dataset synthetic --data data/synth \\
               --method convex --out runs/eval_synth
@@ -33,6 +39,13 @@ def register(subparsers) -> None:
         "Evaluate methods on SAIL-VOS, TAO-Amodal, MOVi or a synthetic set (or score a reference-format "
         "prediction file); writes metrics.json, report.md, plots and predictions.",
         EXAMPLE,
+    )
+    parser.add_argument(
+        "--task",
+        default="segmentation",
+        choices=("segmentation", "completion"),
+        help="segmentation: amodal masks (stage 1); completion: each object's hidden appearance (stage 2), "
+        "scored against the true amodal RGB (synthetic sets)",
     )
     parser.add_argument(
         "--dataset", required=True, choices=DATASET_KINDS, help="dataset kind; picks the reader and the protocol"
@@ -65,7 +78,23 @@ def register(subparsers) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="method to run (modal, convex, temporal, a registered model, or a model folder); repeat for several",
+        help="method to run (modal, convex, temporal, a registered model, or a model folder; with --task completion: "
+        "copy-modal, temporal or a registered completion method); repeat for several",
+    )
+    parser.add_argument(
+        "--masks",
+        default="gt",
+        metavar="gt|METHOD",
+        help="--task completion: complete inside the ground-truth amodal masks (gt), or inside those a stage-1 "
+        "method (modal, convex, temporal, a model) predicts first: the end-to-end track",
+    )
+    parser.add_argument(
+        "--lpips-weights", type=Path, metavar="PATH",
+        help="--task completion: local LPIPS weights (nothing is downloaded); without it LPIPS is reported as skipped",
+    )
+    parser.add_argument(
+        "--fvd-weights", type=Path, metavar="PATH",
+        help="--task completion: local I3D weights for FVD; without it FVD is reported as skipped",
     )
     parser.add_argument(
         "--samples", type=int, default=1, help="hypotheses per object for generative methods; Top-k uses k = SAMPLES"
@@ -108,11 +137,18 @@ def run(args: argparse.Namespace) -> int:
         plots=not args.no_plots,
         progress=not args.quiet,
         overwrite=args.overwrite,
+        task=args.task,
+        masks=args.masks,
+        lpips_weights=args.lpips_weights,
+        fvd_weights=args.fvd_weights,
     )
     results = run_evaluation(config)
     if current_shard().is_main:
         for name, result in results.items():
-            shown = {k: v for k, v in result.metrics.items() if k.startswith(("miou", "ap"))}
+            if args.task == "completion":
+                shown = {k: result.metrics[k] for k in ("psnr_occ", "ssim_occ", "mae_occ", "swd_occ")}
+            else:
+                shown = {k: v for k, v in result.metrics.items() if k.startswith(("miou", "ap"))}
             print(f"{name}: " + "  ".join(f"{k}={v:.4f}" if v == v else f"{k}=n/a" for k, v in shown.items()))
         print(f"wrote {config.out / 'metrics.json'} and {config.out / 'report.md'}")
     return 0

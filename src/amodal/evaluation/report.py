@@ -12,6 +12,12 @@
 - ``frames.csv``: every scored frame with its Top-1 scores.
 - ``predictions.json`` (one method) or ``predictions_<method>.json``: sample 0
   in the reference format, so results compare with published ones (run mode only).
+
+A completion run (``--task completion``) writes the same files but its own numbers
+(:func:`write_completion_outputs`): ``metrics.json`` with ``psnr_occ``, ``ssim_occ``,
+``mae_occ``, ``psnr``, ``ssim``, ``silhouette_iou``, ``temporal_occ``, ``swd_occ`` (and
+``top_k``, ``skipped``), ``report.md``, ``psnr_occ_vs_visible_fraction.png``,
+``psnr_occ_over_time.png`` and ``frames.csv``; no predictions file.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ def _finite(value):
     """JSON has no NaN: undefined means (no frames) are written as null."""
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -233,6 +241,128 @@ def write_outputs(config, results: dict) -> list[Path]:
         written += write_plots(config, results, out)
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(report_markdown(config, results))
+    written.append(out / "report.md")
+    # Written last: its presence says the run finished.
+    write_json(out / "metrics.json", metrics_json(config, results))
+    written.append(out / "metrics.json")
+    return written
+
+
+# ----------------------------------------------------------------------------- content completion (stage 2)
+COMPLETION_KEYS = ("psnr_occ", "ssim_occ", "mae_occ", "psnr", "ssim", "silhouette_iou", "temporal_occ", "swd_occ")
+_COMPLETION_COUNTS = ("objects", "frames", "occluded_frames")
+
+
+def _completion_definitions() -> str:
+    from amodal.evaluation import completion as cm
+
+    return (
+        "Against each object's true unoccluded appearance on white; the *hidden region* is the true amodal mask "
+        "minus the modal mask. `psnr_occ` / `psnr`: 10 log10(255^2 / MSE) on the hidden / whole amodal region, "
+        f"frames pooled, {cm.PSNR_CAP_DB:g} dB for an exact match. `ssim_occ` / `ssim`: Gaussian SSIM "
+        f"(sigma {cm.SSIM_SIGMA}, {cm.SSIM_TAPS} taps, per channel then averaged) of the whole frame, averaged over "
+        "the region. `mae_occ`: mean absolute error on the hidden region (0-255). `silhouette_iou`: IoU of the "
+        f"completion's non-white pixels (any channel < {cm.SILHOUETTE_THRESHOLD}) with the true amodal mask. "
+        "`temporal_occ`: per object, mean over consecutive frames of |mean abs change of the completion - that of "
+        "the truth| over the two frames' hidden regions, then over objects (0-255). `swd_occ`: sliced Wasserstein "
+        f"distance x 1e3 between {cm.SWD_PATCH}x{cm.SWD_PATCH} Laplacian-pyramid patches centred on hidden pixels "
+        f"(up to {cm.SWD_PATCHES_PER_OBJECT} per object and level), whole set, Top-1 only (Karras et al. 2018)."
+    )
+
+
+def completion_report_markdown(config, results: dict) -> str:
+    """The content of ``report.md`` for a completion run."""
+    keys = COMPLETION_KEYS + _COMPLETION_COUNTS
+    source = config.annotations if config.annotations is not None else f"{config.data}, split {config.split}"
+    first = next(iter(results.values()))
+    masks = "ground truth" if config.masks == "gt" else f"predicted by `{config.masks}` (end to end)"
+    lines = [
+        "# Completion evaluation report",
+        "",
+        f"- dataset: `{config.dataset}` ({source})",
+        "- completion methods: " + ", ".join(f"`{m}`" for m in config.methods),
+        f"- amodal masks: {masks}",
+        f"- clips: {len(set(first.table['clip'].tolist()))}, samples per object: {config.samples}",
+        "",
+        "## Results",
+        "",
+        "| method | " + " | ".join(keys) + " |",
+        "|---" * (1 + len(keys)) + "|",
+    ]
+    for name, r in results.items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(r.metrics.get(k)) for k in keys) + " |")
+        if "top_k" in r.metrics:
+            top = r.metrics["top_k"]
+            lines.append(f"| {name} (top-{top['k']}) | " + " | ".join(_fmt(top.get(k)) for k in keys) + " |")
+    lines += ["", _completion_definitions(), ""]
+    skipped = first.metrics.get("skipped", {})
+    if skipped:
+        lines += ["Not computed: " + "; ".join(f"`{k}` {v}" for k, v in skipped.items()) + ".", ""]
+    names = list(results)
+    for column, title, where in (
+        ("psnr_occ", "Top-1 psnr_occ by visible fraction", "occluded"),
+        ("psnr", "Top-1 psnr by visible fraction", "scored"),
+    ):
+        tables = {
+            n: breakdown(r.table, column, r.table["scored"] & r.table[where]) for n, r in results.items()
+        }
+        lines += ["## " + title, "", "Visible fraction: modal area over amodal area; frames in brackets.", ""]
+        lines += _breakdown_table(tables, names, "visible_fraction", "visible fraction")
+        lines.append("")
+    if config.plots:
+        lines += [
+            "## Plots",
+            "",
+            "![psnr_occ against visible fraction](psnr_occ_vs_visible_fraction.png)",
+            "",
+            "![psnr_occ over time](psnr_occ_over_time.png)",
+        ]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def write_completion_plots(config, results: dict, out: Path) -> list[Path]:
+    """Top-1 ``psnr_occ`` per occluded frame against visible fraction (with bin means), and per frame index."""
+    edges = np.linspace(0, 1, 11)
+    fig, ax = _figure()
+    for name, r in results.items():
+        rows = r.table["scored"] & r.table["occluded"] & np.isfinite(r.table["visible_fraction"])
+        x, y = r.table["visible_fraction"][rows], r.table["psnr_occ"][rows, 0]
+        points = ax.scatter(x, y, s=6, alpha=0.3)
+        which = np.clip(np.digitize(x, edges) - 1, 0, len(edges) - 2)
+        means = [y[which == b].mean() if (which == b).any() else np.nan for b in range(len(edges) - 1)]
+        ax.plot((edges[:-1] + edges[1:]) / 2, means, marker="o", color=points.get_facecolor()[0][:3], label=name)
+    ax.set(xlabel="visible fraction of the object", ylabel="Top-1 PSNR of the hidden region (dB)", xlim=(0, 1.02))
+    ax.set_title(f"Completion against visible fraction ({config.dataset})")
+    ax.legend(loc="upper left")
+    paths = [out / "psnr_occ_vs_visible_fraction.png"]
+    _save(fig, paths[0])
+    fig, ax = _figure()
+    for name, r in results.items():
+        rows = r.table["scored"] & r.table["occluded"]
+        frames, value = r.table["frame"][rows], r.table["psnr_occ"][rows, 0]
+        if frames.size:
+            counts = np.bincount(frames)
+            sums = np.bincount(frames, weights=value)
+            used = counts > 0
+            ax.plot(np.flatnonzero(used), sums[used] / counts[used], marker=".", label=name)
+    ax.set(xlabel="frame", ylabel="mean Top-1 PSNR of the hidden region (dB)")
+    ax.set_title(f"Completion over time ({config.dataset})")
+    ax.legend(loc="upper left")
+    paths.append(out / "psnr_occ_over_time.png")
+    _save(fig, paths[1])
+    return paths
+
+
+def write_completion_outputs(config, results: dict) -> list[Path]:
+    """Write every output file of a completion run into ``config.out``; returns the paths written."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_frames_csv(results, out / "frames.csv")
+    written = [out / "frames.csv"]
+    if config.plots:
+        written += write_completion_plots(config, results, out)
+    with atomic_path(out / "report.md") as tmp:
+        tmp.write_text(completion_report_markdown(config, results))
     written.append(out / "report.md")
     # Written last: its presence says the run finished.
     write_json(out / "metrics.json", metrics_json(config, results))

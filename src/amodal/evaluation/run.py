@@ -8,6 +8,12 @@ Two modes, one output folder layout (see :mod:`amodal.evaluation.report`):
 - **score**: a reference-format prediction file is scored against the
   annotations; no frames are read.
 
+With ``task="completion"`` (stage 2) each completion method of ``methods``
+fills every object of every clip inside its amodal mask, the ground-truth one
+or one predicted by the stage-1 method ``masks`` (the end-to-end track), and
+its completions are scored against the objects' true appearance
+(:mod:`amodal.evaluation.completion`); no predictions file is written.
+
 Under ``accelerate launch`` the clips are shared out among the processes and
 the per-frame rows merged (:mod:`amodal.evaluation.shard`); the numbers are
 the same as with one process.
@@ -28,6 +34,7 @@ from amodal.evaluation.scoring import mask_boxes, protocol_of, score_boxes, scor
 from amodal.evaluation.shard import Shard, current_shard, run_sharded
 from amodal.evaluation.table import FrameTable
 
+TASKS = ("segmentation", "completion")  # stage 1 (amodal masks) and stage 2 (content completion)
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -51,8 +58,24 @@ class EvalConfig:
     plots: bool = True  # write the PNG plots (matplotlib)
     progress: bool = True  # progress bar on stderr
     overwrite: bool = False  # replace an existing out folder that amodal eval did not write
+    task: str = "segmentation"  # one of TASKS; "completion" runs completion methods (stage 2)
+    masks: str = "gt"  # completion: the amodal masks completed: "gt", or a stage-1 method run first (end to end)
+    lpips_weights: Path | None = None  # completion: local LPIPS weights (none are downloaded); None reports it skipped
+    fvd_weights: Path | None = None  # completion: local I3D weights for FVD; None reports it skipped
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise InputError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.task == "completion":
+            if self.predictions is not None:
+                raise InputError("--predictions is for --task segmentation; run --method for --task completion")
+            if self.window is not None:
+                raise InputError("--window is for --task segmentation; completion scores whole clips")
+            for name, path in (("--lpips-weights", self.lpips_weights), ("--fvd-weights", self.fvd_weights)):
+                if path is not None and not Path(path).exists():
+                    raise InputError(f"{name} {path}: not found; pass a local weights file or folder, or leave it out")
+        elif self.masks != "gt" or self.lpips_weights is not None or self.fvd_weights is not None:
+            raise InputError("--masks, --lpips-weights and --fvd-weights are for --task completion")
         if self.dataset not in DATASET_KINDS:
             raise InputError(f"--dataset must be one of {', '.join(DATASET_KINDS)}, got {self.dataset!r}")
         if (self.predictions is None) == (not self.methods):
@@ -149,9 +172,11 @@ def run_evaluation(config: EvalConfig) -> dict[str, MethodResult]:
 
     shard = current_shard()
     methods = tuple(m for m in config.methods if Path(m).exists())  # model folders are inputs too
+    extra = tuple(p for p in (config.lpips_weights, config.fvd_weights) if p is not None)
+    extra += (config.masks,) if config.masks != "gt" and Path(config.masks).exists() else ()
     out = check_output(
         config.out, command="eval", overwrite=config.overwrite,
-        inputs=(config.data, config.annotations, config.track_offsets, config.predictions, *methods),
+        inputs=(config.data, config.annotations, config.track_offsets, config.predictions, *methods, *extra),
     )
     index = index_dataset(
         config.dataset,
@@ -161,6 +186,14 @@ def run_evaluation(config: EvalConfig) -> dict[str, MethodResult]:
         track_offsets=config.track_offsets,
     )
     indices = _clip_indices(config, len(index), shard)
+    if config.task == "completion":
+        from amodal.evaluation.report import write_completion_outputs
+
+        results = _evaluate_completion(config, index, indices, shard)
+        if shard.is_main:
+            with atomic_dir(out, command="eval") as tmp:
+                write_completion_outputs(dataclasses.replace(config, out=tmp), results)
+        return results
     work = _score_file if config.predictions is not None else _run_methods
     parts = run_sharded(shard, lambda: work(config, index, indices, shard))
     results = {}
@@ -174,4 +207,103 @@ def run_evaluation(config: EvalConfig) -> dict[str, MethodResult]:
     if shard.is_main:
         with atomic_dir(out, command="eval") as tmp:
             write_outputs(dataclasses.replace(config, out=tmp), results)
+    return results
+
+
+# ----------------------------------------------------------------------------- content completion (stage 2)
+def skipped_metrics(config: EvalConfig) -> dict:
+    """``{"lpips": reason, "fvd": reason}``: the learned metrics this build does not compute, and why."""
+    out = {}
+    for name, path, flag in (("lpips", config.lpips_weights, "--lpips-weights"), ("fvd", config.fvd_weights, "--fvd-weights")):
+        if path is None:
+            out[name] = f"skipped: no local weights (pass {flag}; nothing is downloaded)"
+        else:
+            out[name] = f"skipped: {name.upper()} from local weights is not implemented yet ({path} was not read)"
+    return out
+
+
+def _given_masks(stage1, clip, name: str):
+    """The amodal masks completion methods get: the truth, or the stage-1 method's Top-1 united with the modal masks."""
+    if stage1 is None:
+        return clip.amodal_masks
+    predicted = stage1(clip.replace(amodal_masks=None, amodal_rgb=None)).top1
+    if predicted.shape != clip.modal_masks.shape:
+        raise InputError(f"--masks {name} returned masks {predicted.shape} for clip {clip.source} of {clip.modal_masks.shape}")
+    return predicted | clip.modal_masks
+
+
+def _run_completion(config: EvalConfig, index, indices, shard: Shard) -> dict:
+    import numpy as np
+
+    from amodal.evaluation import completion as cm
+    from amodal.evaluation.completion_methods import CompletionOptions, check_samples, get_completion_method
+    from amodal.evaluation.scoring import score_completion
+
+    options = CompletionOptions(samples=config.samples, seed=config.seed, steps=config.steps, guidance=config.guidance)
+    methods = {name: get_completion_method(name, options) for name in config.methods}
+    stage1 = None
+    if config.masks != "gt":
+        stage1 = get_method(
+            config.masks,
+            MethodOptions(samples=1, seed=config.seed, steps=config.steps, guidance=config.guidance, use_depth=config.use_depth),
+        )
+    tables = {name: [] for name in methods}
+    patches = {name: [] for name in methods}  # (clip, [per-level (N, 3, P) arrays]) of sample 0
+    truth = []
+    for i in _progress(indices, shard, config, "eval completion"):
+        item = index.item(i)
+        clip, annotation = item.clip, item.annotation
+        if clip.amodal_rgb is None or clip.amodal_masks is None:
+            raise InputError(
+                f"{annotation.source}: completion is scored against each object's true appearance (amodal RGB), "
+                f"which this {config.dataset} clip does not have; synthetic sets carry it"
+            )
+        masks = _given_masks(stage1, clip, config.masks)
+        given = clip.replace(amodal_masks=masks, amodal_rgb=None)  # the method never sees the answer
+        hidden = clip.amodal_masks & ~clip.modal_masks
+        levels = cm.swd_levels(*clip.size)
+        centres = [
+            cm.swd_centres(hidden[j], levels, rng=np.random.default_rng([cm.SWD_SEED, i, j]))
+            for j in range(clip.num_objects)
+        ]
+
+        def cut(videos) -> list:
+            per_object = [cm.swd_patches(video, c) for video, c in zip(videos, centres, strict=True)]
+            return [np.concatenate([p[lv] for p in per_object]) for lv in range(levels)]
+
+        truth.append((i, cut(clip.amodal_rgb)))
+        for name, method in methods.items():
+            samples = check_samples(method(given, masks), clip, name)
+            tables[name].append(score_completion(annotation, clip.amodal_rgb, samples, i))
+            patches[name].append((i, cut(samples[0])))
+    return {"truth": truth, "methods": {name: (FrameTable.concat(tables[name]), patches[name]) for name in methods}}
+
+
+def _pooled_levels(chunks: list) -> list:
+    """Per-level patch arrays of ``(clip, levels)`` chunks pooled in clip order (so any sharding gives one set)."""
+    import numpy as np
+
+    chunks = sorted(chunks, key=lambda c: c[0])
+    depth = max((len(levels) for _, levels in chunks), default=0)
+    return [np.concatenate([levels[lv] for _, levels in chunks if len(levels) > lv]) for lv in range(depth)]
+
+
+def _evaluate_completion(config: EvalConfig, index, indices, shard: Shard) -> dict[str, MethodResult]:
+    from amodal.evaluation import completion as cm
+    from amodal.evaluation.scoring import summarize_completion
+
+    parts = run_sharded(shard, lambda: _run_completion(config, index, indices, shard))
+    truth = _pooled_levels([c for part in parts for c in part["truth"]])
+    skipped = skipped_metrics(config)
+    results = {}
+    for name in parts[0]["methods"]:
+        table = FrameTable.concat([part["methods"][name][0] for part in parts])
+        metrics = summarize_completion(table)
+        swd = cm.swd_from_patches(_pooled_levels([c for part in parts for c in part["methods"][name][1]]), truth)
+        metrics.update(swd_occ=swd["swd"], swd_occ_levels=swd["levels"], swd_patches=swd["patches"])
+        samples = table["psnr_occ"].shape[1] if len(table) else 1
+        if samples > 1:
+            metrics["top_k"] = {"k": samples, **summarize_completion(table, samples)}
+        metrics.update(task="completion", masks=config.masks, skipped=dict(skipped))
+        results[name] = MethodResult(name, table, metrics, None)
     return results

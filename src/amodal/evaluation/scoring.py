@@ -214,15 +214,17 @@ def summarize(kind: str, table: FrameTable, k: int = 1) -> dict:
     return out
 
 
-def breakdown(table: FrameTable) -> dict:
-    """Top-1 mIoU by visible-fraction bin and by category (frame-pooled).
+def breakdown(table: FrameTable, column: str = "iou", rows: np.ndarray | None = None) -> dict:
+    """Top-1 mIoU (or the Top-1 mean of another per-sample ``column``) by visible-fraction bin and by category.
+
+    Frame-pooled over ``rows`` (default: the scored rows).
 
     Returns:
         ``{"visible_fraction": [(label, frames, miou), ...], "category": [(id, frames, miou), ...]}``;
         the category list is empty when every category is 0 (unknown).
     """
-    rows = table["scored"]
-    iou = table["iou"][:, 0]
+    rows = table["scored"] if rows is None else rows
+    iou = table[column][:, 0]
     fraction = table["visible_fraction"]
     bins = []
     edges = VISIBLE_BINS
@@ -238,3 +240,81 @@ def breakdown(table: FrameTable) -> dict:
             sel = rows & (cats == c)
             categories.append((int(c), int(sel.sum()), float(iou[sel].mean()) if sel.any() else float("nan")))
     return {"visible_fraction": bins, "category": categories}
+
+
+# ----------------------------------------------------------------------------- content completion (stage 2)
+def score_completion(annotation: Annotation, truth: np.ndarray, samples: np.ndarray, clip_index: int) -> FrameTable:
+    """Rows of completed objects ``(S, K, T, H, W, 3) uint8`` scored against their true appearance.
+
+    Args:
+        annotation: ground truth of the clip (whole frames, amodal masks required).
+        truth: ``(K, T, H, W, 3) uint8`` true unoccluded appearance on white (``Clip.amodal_rgb``).
+        samples: the method's completions, ``S`` hypotheses.
+        clip_index: the clip's index in the dataset (first column).
+
+    Returns:
+        One row per object and frame, objects outer: the id columns (``scored``:
+        the true amodal mask is non-empty), ``occluded`` (something is hidden),
+        and ``(N, S)`` columns :data:`amodal.evaluation.completion.FRAME_METRICS`.
+    """
+    from amodal.evaluation import completion
+
+    s, k, t = samples.shape[:3]
+    if annotation.amodal_masks is None or annotation.cropped:
+        raise InputError(f"{annotation.source}: completion is scored on whole-frame amodal masks")
+    if samples.shape[1:] != truth.shape or truth.shape[:-1] != annotation.amodal_masks.shape:
+        raise InputError(
+            f"{annotation.source}: completions {samples.shape[1:]}, truth {truth.shape} and masks "
+            f"{annotation.amodal_masks.shape} do not match"
+        )
+    cols = _id_columns("synthetic", annotation, clip_index, 0, range(t))
+    modal, amodal = annotation.modal_masks, annotation.amodal_masks
+    cols["occluded"] = (amodal & ~modal).any(axis=(2, 3)).reshape(-1)
+    scores = {name: np.full((k, t, s), np.nan) for name in completion.FRAME_METRICS}
+    for j in range(k):
+        for i in range(s):
+            for name, values in completion.frame_scores(samples[i, j], truth[j], amodal[j], modal[j]).items():
+                scores[name][j, :, i] = values
+    cols.update({name: v.reshape(-1, s) for name, v in scores.items()})
+    return FrameTable(cols)
+
+
+def choose_completion_samples(table: FrameTable, k: int) -> np.ndarray:
+    """``(N,) int64`` sample scored for each row: 0 for Top-1, else the best of the first ``k`` per
+    (video, object) on mean ``psnr_occ`` over its scored occluded frames."""
+    s = table["psnr_occ"].shape[1]
+    if k <= 1 or s == 1:
+        return np.zeros(len(table), dtype=np.int64)
+    valid = table["scored"] & table["occluded"]
+    return metrics.best_of_k(np.nan_to_num(table["psnr_occ"]), table.group_ids(), k, valid)
+
+
+def _finite_mean(values: np.ndarray) -> float:
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else float("nan")
+
+
+def summarize_completion(table: FrameTable, k: int = 1) -> dict:
+    """The reported completion numbers of a frame table (Top-1 for ``k = 1``, Top-k otherwise).
+
+    ``psnr``, ``ssim``, ``silhouette_iou``: mean over scored frames;
+    ``psnr_occ``, ``ssim_occ``, ``mae_occ``: mean over scored frames with a hidden part;
+    ``temporal_occ``: per (video, object) the mean of its pair errors, then the mean over objects.
+    """
+    if not len(table) or not table["scored"].any():
+        raise InputError("nothing to score: no frame of the dataset shows an object")
+    choice = choose_completion_samples(table, k)
+    pick = {name: _pick(table[name], choice) for name in ("psnr_occ", "ssim_occ", "mae_occ", "psnr", "ssim",
+                                                            "silhouette_iou", "temporal_occ")}
+    scored = table["scored"]
+    occluded = scored & table["occluded"]
+    out = {name: _finite_mean(pick[name][occluded]) for name in ("psnr_occ", "ssim_occ", "mae_occ")}
+    out.update({name: _finite_mean(pick[name][scored]) for name in ("psnr", "ssim", "silhouette_iou")})
+    groups = table.group_ids()
+    pairs = np.isfinite(pick["temporal_occ"])
+    per_object = [pick["temporal_occ"][pairs & (groups == g)].mean() for g in np.unique(groups[pairs])]
+    out["temporal_occ"] = float(np.mean(per_object)) if per_object else float("nan")
+    out["frames"] = int(scored.sum())
+    out["occluded_frames"] = int(occluded.sum())
+    out["objects"] = int(np.unique(groups[scored]).size)
+    return out
