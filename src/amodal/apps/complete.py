@@ -6,21 +6,28 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from amodal.clip import Clip
 from amodal.completion.pipeline import CompletionConfig, ContentCompletionPipeline, PipelineConfig
 from amodal.errors import InputError
 
 
 def write_result(result, frame_names: tuple[str, ...], out: str | os.PathLike) -> Path:
-    """Write ``out/<object id>/{rgb,rgba,overlay}/<frame>.png``; the folder appears only once complete."""
+    """Write ``out/<object id>/{rgb,rgba,overlay}/<frame>.png`` (and ``spread/``, the per-pixel standard
+    deviation over samples on 0..255, when there are several); the folder appears only once complete."""
     from PIL import Image
 
     from amodal.util.fs import atomic_dir
 
     out = Path(out)
     with atomic_dir(out, command="complete") as tmp:
+        spread = getattr(result, "spread", None)
         for k, object_id in enumerate(result.object_ids):
-            for kind, images in (("rgb", result.rgb[k]), ("rgba", result.rgba[k]), ("overlay", result.overlay[k])):
+            kinds = [("rgb", result.rgb[k]), ("rgba", result.rgba[k]), ("overlay", result.overlay[k])]
+            if spread is not None:
+                kinds.append(("spread", np.clip(np.round(spread[k]), 0, 255).astype(np.uint8)))
+            for kind, images in kinds:
                 folder = tmp / str(object_id) / kind
                 folder.mkdir(parents=True)
                 for name, image in zip(frame_names, images):
@@ -53,7 +60,7 @@ def run_complete(command: CompleteCommand, *, progress: bool = True) -> Path:
     """Read the folders, load the model, complete every object, write the results; returns the output folder."""
     from amodal.data.io.frames import frame_names, read_frames
     from amodal.data.io.masks import read_mask_folder
-    from amodal.checkpoints.registry import load_completer, resolve
+    from amodal.checkpoints.registry import resolve
     from amodal.util.checks import check_device, check_seed
     from amodal.util.fs import check_output
 
@@ -78,31 +85,52 @@ def run_complete(command: CompleteCommand, *, progress: bool = True) -> Path:
         frames=frames, modal_masks=modal.modal, object_ids=modal.object_ids, frame_names=names, source=str(command.frames)
     )
     # read_mask_folder returns whatever masks a folder holds as ``.modal``; these are the amodal ones.
-    result = completion_pipeline(command, progress)(clip, amodal.modal)
+    pipe = completion_pipeline(
+        command.model, device=command.device, dtype=command.dtype, offload=command.offload, height=command.height,
+        width=command.width, steps=command.steps, guidance=command.guidance, samples=command.samples,
+        official=command.completion, progress=progress,
+    )
+    result = pipe(clip, amodal.modal)
     return write_result(result, names, out)
 
 
-def completion_pipeline(command: CompleteCommand, progress: bool) -> ContentCompletionPipeline:
-    """The stage-2 pipeline ``command`` names: one of ours on object crops, or an official checkpoint on whole frames."""
+def completion_pipeline(
+    model: str,
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    offload: bool = False,
+    height: int | None = None,
+    width: int | None = None,
+    steps: int | None = None,
+    guidance: float | None = None,
+    samples: int = 1,
+    official: CompletionConfig = CompletionConfig(),
+    progress: bool = True,
+) -> ContentCompletionPipeline:
+    """The stage-2 pipeline ``model`` names: one of ours on object crops, or an official checkpoint on whole frames.
+
+    ``official`` holds the reference sampler settings and the seed; ``steps`` and ``guidance``
+    override the model's own for either kind.
+    """
     import dataclasses
 
     from amodal.checkpoints.formats import OURS
     from amodal.checkpoints.registry import load_completer, resolve
 
-    settings = PipelineConfig(seed=command.completion.seed, samples=command.samples, progress=progress)
-    if resolve(command.model, "completion").kind == OURS:
-        official_only = [flag for flag, value in (("--dtype", command.dtype != "float32"), ("--offload", command.offload),
-                                                  ("--height", command.height), ("--width", command.width)) if value]
+    settings = PipelineConfig(seed=official.seed, samples=samples, progress=progress)
+    if resolve(model, "completion").kind == OURS:
+        official_only = [flag for flag, value in (("--dtype", dtype != "float32"), ("--offload", offload),
+                                                  ("--height", height), ("--width", width)) if value]
         if official_only:
             raise InputError(f"{' and '.join(official_only)}: apply to official checkpoints; amodal's own run at their native size in float32")
-        settings = dataclasses.replace(settings, steps=command.steps, guidance=command.guidance)
-        return ContentCompletionPipeline(load_completer(command.model, device=command.device), settings)
-    generation = command.completion.generation
-    if command.steps is not None:
-        generation = dataclasses.replace(generation, steps=command.steps)
-    if command.guidance is not None:
-        generation = dataclasses.replace(generation, min_guidance=command.guidance, max_guidance=command.guidance)
-    completer = load_completer(command.model, device=command.device, dtype=command.dtype, offload=command.offload,
-                               settings=generation, height=command.height, width=command.width)
-    return ContentCompletionPipeline(completer, settings, official=dataclasses.replace(command.completion, generation=generation))
-
+        settings = dataclasses.replace(settings, steps=steps, guidance=guidance)
+        return ContentCompletionPipeline(load_completer(model, device=device), settings)
+    generation = official.generation
+    if steps is not None:
+        generation = dataclasses.replace(generation, steps=steps)
+    if guidance is not None:
+        generation = dataclasses.replace(generation, min_guidance=guidance, max_guidance=guidance)
+    completer = load_completer(model, device=device, dtype=dtype, offload=offload, settings=generation,
+                               height=height, width=width)
+    return ContentCompletionPipeline(completer, settings, official=dataclasses.replace(official, generation=generation))

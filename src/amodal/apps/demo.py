@@ -1,4 +1,4 @@
-"""``amodal demo``: the whole stage-1 system on a bundled synthetic clip with ground truth.
+"""``amodal demo``: the whole system (both stages) on a bundled synthetic clip with ground truth.
 
 The clip (``amodal/assets/demo``, 48 frames at 128x256, five objects that pass
 behind each other, one of them hidden entirely for a stretch) is in the
@@ -7,10 +7,15 @@ synthetic dataset format of ``docs/datasets.md``; it was written by::
     amodal data synth --out src/amodal/data --split demo --videos 1 --seed 5 \\
         --config src/amodal/assets/demo_synth.json
 
-The demo segments every object with the chosen model (three overlapping
-windows of the default model's 16 frames), scores it against the ground truth
-under the SAIL-VOS protocol next to the non-learned baselines, and writes
-overlay videos a person can look at.
+The demo runs :class:`amodal.system.AmodalSystem` on it: stage 1 segments every
+object (three overlapping windows of the default model's 16 frames), stage 2
+completes each object inside the predicted amodal masks. Both are scored against
+the clip's ground truth next to the non-learned baselines: stage 1 under the
+SAIL-VOS protocol (mIoU, mIoU_occ, strict), stage 2 end to end on the hidden
+region of the true amodal mask (psnr_occ, ssim_occ, mae_occ; ``docs/evaluation.md``),
+with the baselines given the same stage-1 masks. It writes overlay videos, the
+completed objects as RGBA PNGs, and ``system.mp4``: input, amodal masks and the
+completed objects side by side.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ class DemoConfig:
     """Settings of ``amodal demo``."""
 
     out: str = "demo_output"  # folder for the overlays and scores
-    model: str = "default"  # the model to run (see ``amodal segment --model``)
+    model: str = "default"  # the stage-1 model (see ``amodal segment --model``)
+    completion_model: str = "default-completion"  # the stage-2 model (see ``amodal complete --model``)
     steps: int | None = None  # denoising steps; None = the model's own best
     samples: int = 1  # hypotheses per object
     seed: int = 0  # seed of the initial noise
@@ -64,52 +70,122 @@ def score(clip, amodal: np.ndarray) -> dict:
     return sailvos_summary(np.concatenate(ious), np.concatenate(occs), np.concatenate(occ_gts))
 
 
+def completion_scores(clip, samples: np.ndarray) -> dict:
+    """psnr_occ, ssim_occ, mae_occ (Top-1) of ``(S, K, T, H, W, 3) uint8`` completions against the clip's truth.
+
+    Scored on the hidden part of the *true* amodal mask, as ``amodal eval --task completion``.
+    """
+    from amodal.data.datasets.base import Annotation
+    from amodal.evaluation.scoring import score_completion, summarize_completion
+
+    annotation = Annotation(
+        video=clip.source or "demo", modal_masks=clip.modal_masks, amodal_masks=clip.amodal_masks, amodal_boxes=None,
+        object_ids=clip.object_ids, category_ids=(0,) * clip.num_objects, object_keys=clip.object_ids,
+        frame_keys=tuple(range(clip.num_frames)), frame_names=clip.frame_names, fps=8.0, source=clip.source or "demo",
+    )
+    summary = summarize_completion(score_completion(annotation, clip.amodal_rgb, samples, 0))
+    return {name: summary[name] for name in ("psnr_occ", "ssim_occ", "mae_occ", "psnr", "silhouette_iou")}
+
+
+def composite(rgb: np.ndarray, masks: np.ndarray, modal: np.ndarray) -> np.ndarray:
+    """``(T, H, W, 3) uint8``: every completed object on white, the most hidden painted first (it is behind).
+
+    Args:
+        rgb: ``(K, T, H, W, 3) uint8`` completed objects; masks, modal: ``(K, T, H, W) bool``.
+    """
+    out = np.full(rgb.shape[1:], 255, np.uint8)
+    hidden = (masks & ~modal).sum(axis=(2, 3)) / np.maximum(masks.sum(axis=(2, 3)), 1)  # (K, T) hidden share
+    for t in range(rgb.shape[1]):
+        for k in np.argsort(-hidden[:, t], kind="stable"):
+            out[t][masks[k, t]] = rgb[k, t][masks[k, t]]
+    return out
+
+
 def run_demo(config: DemoConfig) -> dict:
-    """Segment the bundled clip, score it, write overlays; returns the scores per method."""
-    from amodal.segmentation import baselines
+    """Run both stages on the bundled clip, score them, write overlays and completions; returns the summary."""
+    from amodal.apps.complete import write_result
     from amodal.checkpoints.registry import BUNDLED
+    from amodal.completion import baselines as completion_baselines
+    from amodal.completion.pipeline import ContentCompletionPipeline, PipelineConfig
+    from amodal.segmentation import baselines
     from amodal.segmentation.pipeline import AmodalSegmentationPipeline, SegmentationConfig
+    from amodal.system import AmodalSystem
     from amodal.util.fs import atomic_dir, check_output
     from amodal.viz.overlay import render_overlay_video
 
-    out = check_output(
-        config.out, command="demo", overwrite=config.overwrite, inputs=(None if config.model in BUNDLED else config.model,)
-    )
+    inputs = tuple(m for m in (config.model, config.completion_model) if m not in BUNDLED)
+    out = check_output(config.out, command="demo", overwrite=config.overwrite, inputs=inputs)
     clip = demo_clip()
-    pipe = AmodalSegmentationPipeline.from_pretrained(
-        config.model,
-        SegmentationConfig(steps=config.steps, samples=config.samples, seed=config.seed, progress=config.progress),
+    system = AmodalSystem(
+        AmodalSegmentationPipeline.from_pretrained(
+            config.model,
+            SegmentationConfig(steps=config.steps, samples=config.samples, seed=config.seed, progress=config.progress),
+        ),
+        ContentCompletionPipeline.from_pretrained(
+            config.completion_model, PipelineConfig(seed=config.seed, progress=config.progress)
+        ),
     )
-    start = time.perf_counter()
-    output = pipe(clip)
-    seconds = time.perf_counter() - start
+    given = clip.replace(amodal_masks=None, amodal_rgb=None)  # the system never sees the answer
+    output = system(given)
+    masks = output.amodal_masks
     results = {
         "modal": score(clip, baselines.modal_baseline(clip)),
         "convex": score(clip, baselines.convex_baseline(clip)),
         "temporal": score(clip, baselines.temporal_baseline(clip)),
-        config.model: score(clip, output.amodal_masks),
+        config.model: score(clip, masks),
+    }
+    stage1_input = clip.replace(amodal_masks=masks, amodal_rgb=None)
+    completion = {
+        "copy-modal": completion_scores(clip, completion_baselines.copy_modal(stage1_input, masks)[None]),
+        "temporal": completion_scores(clip, completion_baselines.temporal(stage1_input, masks)[None]),
+        config.completion_model: completion_scores(clip, output.completion.samples),
     }
     with atomic_dir(out, command="demo") as tmp:
-        render_overlay_video(clip, tmp / "overlay.mp4", output.amodal_masks)
-        render_overlay_video(clip, tmp / "overlay.gif", output.amodal_masks)
-        render_overlay_video(clip, tmp / "panels.mp4", output.amodal_masks, panels=True)
-        _write_scores(tmp, clip, config, pipe, seconds, results)
+        render_overlay_video(clip, tmp / "overlay.mp4", masks)
+        render_overlay_video(clip, tmp / "overlay.gif", masks)
+        render_overlay_video(clip, tmp / "panels.mp4", masks, panels=True)
+        write_result(output.completion, clip.frame_names, tmp / "completion")
+        _write_system_video(tmp / "system.mp4", clip, masks, output.completion.rgb)
+        _write_scores(tmp, clip, config, system, output.timings, results, completion)
     return json.loads((out / "scores.json").read_text())
 
 
-def _write_scores(folder: Path, clip, config: DemoConfig, pipe, seconds: float, results: dict) -> None:
+def _write_system_video(path: Path, clip, masks: np.ndarray, rgb: np.ndarray) -> None:
+    """Input frame, amodal masks over it, and the completed objects, side by side."""
+    from amodal.data.io.writers import write_animation
+    from amodal.viz.overlay import overlay_frame, side_by_side
+
+    completed = composite(rgb, masks, clip.modal_masks)
+
+    def frames():
+        for t in range(clip.num_frames):
+            yield side_by_side(
+                [clip.frames[t], overlay_frame(clip.frames[t], clip.modal_masks[:, t], masks[:, t], object_ids=clip.object_ids),
+                 completed[t]],
+                ["input", "amodal masks (stage 1)", "completed objects (stage 2)"],
+            )
+
+    write_animation(path, frames(), 8.0)
+
+
+def _write_scores(folder: Path, clip, config: DemoConfig, system, timings: dict, results: dict, completion: dict) -> None:
     from amodal.util.fs import write_json
 
+    seconds = timings["segmentation"] + timings["completion"]
     summary = {
         "clip": clip.source,
         "frames": clip.num_frames,
         "objects": clip.num_objects,
         "model": config.model,
-        "steps": pipe.steps,
-        "guidance": pipe.guidance,
+        "completion_model": config.completion_model,
+        "steps": system.segmentation.steps,
+        "guidance": system.segmentation.guidance,
+        "completion_steps": system.completion.completer.default_steps,
         "seconds": round(seconds, 2),
         "seconds_per_frame": round(seconds / clip.num_frames, 3),
+        "seconds_per_frame_by_stage": {k: round(timings[k] / clip.num_frames, 3) for k in ("segmentation", "completion")},
         "scores": results,
+        "completion_scores": completion,
     }
     write_json(folder / "scores.json", summary)
 
@@ -122,4 +198,15 @@ def format_table(summary: dict) -> str:
     lines = [f"{'method':<20} {'mIoU':>7} {'mIoU_occ':>9} {'mIoU_occ_strict':>16}"]
     for name, s in summary["scores"].items():
         lines.append(f"{name:<20} {percent(s['miou']):>7} {percent(s['miou_occ']):>9} {percent(s['miou_occ_strict']):>16}")
+    return "\n".join(lines)
+
+
+def format_completion_table(summary: dict) -> str:
+    """Stage 2's scores as an aligned text table ("-" where no frame had a hidden part)."""
+    def number(value, digits: int) -> str:
+        return "-" if value is None or value != value else f"{value:.{digits}f}"
+
+    lines = [f"{'method':<28} {'psnr_occ':>9} {'ssim_occ':>9} {'mae_occ':>8}"]
+    for name, s in summary["completion_scores"].items():
+        lines.append(f"{name:<28} {number(s['psnr_occ'], 2):>9} {number(s['ssim_occ'], 3):>9} {number(s['mae_occ'], 1):>8}")
     return "\n".join(lines)

@@ -1,8 +1,17 @@
 """``amodal run``: the paper's full system on a video: pseudo-depth, amodal segmentation, content completion.
 
-Outputs: ``OUT/segmentation/`` (everything ``amodal segment`` writes, plus
-``modal/<object_id>/`` masks for stage 2) and ``OUT/completion/`` (what
-``amodal complete`` writes: per object ``rgb/``, ``rgba/`` and ``overlay/`` PNGs).
+The video is read once into an :class:`amodal.Clip` and both stages run in memory
+(:class:`amodal.system.AmodalSystem`); nothing passes between them through files. Outputs:
+
+- ``OUT/segmentation/``: what ``amodal segment`` writes (mask PNGs, ``amodal.json``,
+  ``predictions_sailvos.json``, overlay videos, ``summary.json``), plus ``modal/<object_id>/``,
+  the modal masks, so that ``amodal complete`` can be rerun on the outputs;
+- ``OUT/completion/``: what ``amodal complete`` writes (per object ``rgb/``, ``rgba/`` and
+  ``overlay/`` PNGs);
+- ``OUT/summary.json``: objects, frames, seconds per stage.
+
+Unlike ``amodal segment``, which streams, the whole clip is held in memory (stage 2 needs
+every frame of an object's window at once); the run is refused up front when it would not fit.
 """
 
 from __future__ import annotations
@@ -14,109 +23,143 @@ from pathlib import Path
 
 import numpy as np
 
+from amodal.apps.segment import SegmentRunConfig
 from amodal.errors import InputError
-from amodal.apps.segment import SegmentRunConfig, segment_video
 
 
 @dataclass(frozen=True)
 class TwoStageConfig:
-    """Stage 1 settings (with their inputs and output) plus the stage-2 model and its settings."""
+    """Stage 1 settings (with their inputs) plus the stage-2 model and its settings."""
 
-    segmentation: SegmentRunConfig  # inputs, depth, stage-1 model and settings; its ``out`` is OUT/segmentation
-    completion_model: str  # stage-2 checkpoint (official Diffusion-VAS content completion, or converted)
-    steps: int | None = None  # Euler steps of stage 2; None = the checkpoint's own (the reference's 25)
-    guidance: float | None = None  # guidance scale of stage 2; None = the checkpoint's own (the reference's 1.5)
+    segmentation: SegmentRunConfig  # inputs, depth, stage-1 model and settings (its ``out`` is not used)
+    completion_model: str = "default-completion"  # stage-2 model: a bundled name, our folder, or an official checkpoint
+    steps: int | None = None  # denoising steps of stage 2; None = the model's own
+    guidance: float | None = None  # guidance scale of stage 2; None = the model's own
     seed: int = 0  # seed of stage 2's initial noise
-    height: int | None = None  # stage-2 resolution; None: the checkpoint's own
+    height: int | None = None  # stage-2 resolution of an official checkpoint; None: its own
     width: int | None = None
     overwrite: bool = False  # replace an existing OUT that amodal run did not write
 
 
-def write_modal_folders(source, out: Path) -> None:
-    """Write the source's modal masks as ``out/<object_id>/<frame>.png`` (0/255), one frame at a time."""
+# Bytes one pixel of one (object, frame) costs while both stages' results are held: the masks,
+# the completed samples, RGB, RGBA and overlay (uint8), with room for the float copies of a window.
+BYTES_PER_OBJECT_PIXEL = 40
+
+
+def write_modal_folders(clip, out: Path) -> None:
+    """Write the clip's modal masks as ``out/<object_id>/<frame>.png`` (0/255)."""
     from PIL import Image
 
-    for oid in source.object_ids:
-        (out / str(oid)).mkdir(parents=True, exist_ok=True)
-    for t, modal in enumerate(source.iter_modal()):
-        for k, oid in enumerate(source.object_ids):
-            Image.fromarray(modal[k].astype(np.uint8) * 255).save(out / str(oid) / f"{source.frame_names[t]}.png")
+    for k, oid in enumerate(clip.object_ids):
+        folder = out / str(oid)
+        folder.mkdir(parents=True, exist_ok=True)
+        for t, name in enumerate(clip.frame_names):
+            Image.fromarray(clip.modal_masks[k, t].astype(np.uint8) * 255).save(folder / f"{name}.png")
 
 
 def run_two_stage(config: TwoStageConfig, out: str | Path) -> dict:
     """Run both stages into ``out``; returns a summary (also written to ``out/summary.json``)."""
-    import dataclasses
-
     from amodal.apps.segment import check_arguments, inputs_of
-    from amodal.checkpoints.official import adapter
     from amodal.checkpoints.formats import OFFICIAL
-    from amodal.checkpoints.registry import resolve
+    from amodal.checkpoints.official import adapter
+    from amodal.checkpoints.registry import BUNDLED, resolve
     from amodal.util.fs import atomic_dir, check_output
 
     seg = config.segmentation
     if seg.pipeline.pad:
         raise InputError("--pad is not supported by `amodal run`: stage 2 completes objects inside the frame")
     check_arguments(seg)
-    final = check_output(
-        out, command="run", inputs=(*inputs_of(seg), config.completion_model), overwrite=config.overwrite
-    )
+    completion_input = None if config.completion_model in BUNDLED else config.completion_model
+    final = check_output(out, command="run", inputs=(*inputs_of(seg), completion_input), overwrite=config.overwrite)
     # Every model is checked before the first stage starts: its kind, its stage, its layout.
     resolve(seg.model, "segmentation", flag="--segmentation-model")
     completion = resolve(config.completion_model, "completion", flag="--completion-model")
     if completion.kind == OFFICIAL:
         adapter.read_config(completion.path)
     with atomic_dir(final, command="run") as tmp:
-        summary = _run_into(config, dataclasses.replace(seg, out=str(tmp / "segmentation")), tmp, final)
+        summary = _run_into(config, tmp, final)
     return summary
 
 
-def _run_into(config: TwoStageConfig, seg, out: Path, final: Path) -> dict:
-    from amodal.apps.complete import CompleteCommand, run_complete
+def read_clip(seg: SegmentRunConfig, source):
+    """The whole video of ``source`` in memory as an :class:`amodal.Clip` (depth when a folder was given)."""
+    from amodal.clip import Clip
+
+    frames = np.stack(list(source.iter_frames()))
+    modal = np.stack(list(source.iter_modal()), axis=1)  # (K, T, H, W)
+    depth_frames = source.iter_depth() if not seg.no_depth else None
+    depth = None if depth_frames is None else np.stack(list(depth_frames)).astype(np.float32)
+    return Clip(frames=frames, modal_masks=modal, object_ids=tuple(source.object_ids),
+                frame_names=tuple(source.frame_names), depth=depth, source=str(seg.frames))
+
+
+def _run_into(config: TwoStageConfig, out: Path, final: Path) -> dict:
+    from amodal.apps.complete import completion_pipeline, write_result
+    from amodal.apps.segment import SegmentationWriter, _write_overlays, run_summary, segmentation_pipeline
+    from amodal.checkpoints.formats import OURS
+    from amodal.checkpoints.registry import resolve
     from amodal.completion.pipeline import CompletionConfig
     from amodal.data.io.stream import open_video
+    from amodal.system import AmodalSystem
+    from amodal.util.checks import check_fits_in_memory
 
-    timings = {}
-    t0 = time.perf_counter()
-    stage1 = segment_video(seg)
-    timings["segmentation"] = time.perf_counter() - t0
+    seg = config.segmentation
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
     source = open_video(seg.frames, seg.masks, seg.mask_mode, seg.objects, seg.depth, seg.fps)
-    write_modal_folders(source, out / "segmentation" / "modal")
+    height, width = source.size
+    check_fits_in_memory(
+        source.num_frames * height * width * (3 + len(source.object_ids) * BYTES_PER_OBJECT_PIXEL),
+        f"`amodal run` on {source.num_frames} frames of {width}x{height} with {len(source.object_ids)} object(s)",
+        "run `amodal segment` (which streams) and then `amodal complete` on parts of the video",
+    )
+    segmentation = segmentation_pipeline(seg, source, timings)
+    ours = resolve(config.completion_model, "completion").kind == OURS
     t0 = time.perf_counter()
-    run_complete(
-        CompleteCommand(
-            model=config.completion_model,
-            frames=seg.frames,
-            masks=str(out / "segmentation" / "modal"),
-            amodal=str(out / "segmentation" / "masks"),
-            out=str(out / "completion"),
-            completion=CompletionConfig(
-                generation=_generation(config),
-                seed=config.seed,
-            ),
-            device=seg.device,
-            dtype=seg.dtype,
-            height=config.height,
-            width=config.width,
-        ),
+    completion = completion_pipeline(
+        config.completion_model, device=seg.device, dtype="float32" if ours else seg.dtype,
+        height=None if ours else config.height, width=None if ours else config.width,
+        steps=config.steps, guidance=config.guidance, official=CompletionConfig(seed=config.seed),
         progress=seg.pipeline.progress,
     )
-    timings["completion"] = time.perf_counter() - t0
+    timings["completion_model_load"] = time.perf_counter() - t0
+    depth_model = None
+    if seg.depth_model is not None:
+        from amodal.depth import load_depth_model
+
+        t0 = time.perf_counter()
+        depth_model = load_depth_model(seg.depth_model, device=seg.device)
+        timings["depth_load"] = time.perf_counter() - t0
+    clip = read_clip(seg, source)
+    if clip.depth is None and depth_model is None and getattr(segmentation.segmenter, "uses_depth", False) and not seg.no_depth:
+        print("amodal: no depth given (--depth or --depth-model): running the model mask-only")
+    result = AmodalSystem(segmentation, completion, depth_model)(clip, seed=config.seed)
+    timings.update(result.timings)
+
+    stage1 = out / "segmentation"
+    samples = seg.pipeline.samples
+    writer = SegmentationWriter(stage1, source, with_uncertainty=samples > 1)
+    frequency = result.segmentation.frequency
+    for t in range(clip.num_frames):
+        writer.add(t, clip.modal_masks[:, t], result.amodal_masks[:, t], None if frequency is None else frequency[:, t])
+    writer.finish((0, 0), padded=False)
+    _write_overlays(stage1, source, clip.object_ids, seg, samples > 1, (0, 0))
+    write_modal_folders(clip, stage1 / "modal")
+    depth_kind = "none" if result.depth is None else ("model" if depth_model is not None else "precomputed")
+    stage1_summary = run_summary(seg, source, segmentation, writer.areas, (height, width), depth_kind, timings)
+    (stage1 / "summary.json").write_text(json.dumps(stage1_summary, indent=2) + "\n")
+    write_result(result.completion, clip.frame_names, out / "completion")
+    timings["total"] = time.perf_counter() - start
+
     summary = {
         "segmentation": str(final / "segmentation"),
         "completion": str(final / "completion"),
-        "objects": [o["id"] for o in stage1["objects"]],
-        "frames": stage1["frames"],
+        "segmentation_model": seg.model,
+        "completion_model": config.completion_model,
+        "objects": list(clip.object_ids),
+        "frames": clip.num_frames,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "seconds_per_frame": round((timings["segmentation"] + timings["completion"]) / clip.num_frames, 4),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-def _generation(config: TwoStageConfig):
-    """Stage 2's sampling settings (a ``GenerationConfig``): the checkpoint's own, with what the command line chose."""
-    from amodal.checkpoints.official.config import GenerationConfig
-
-    chosen = {"steps": config.steps} if config.steps is not None else {}
-    if config.guidance is not None:
-        chosen.update(min_guidance=config.guidance, max_guidance=config.guidance)
-    return GenerationConfig(**chosen)

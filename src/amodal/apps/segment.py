@@ -132,8 +132,7 @@ def segment_video(config: SegmentRunConfig) -> dict:
     from amodal.util.fs import atomic_dir, check_output
     from amodal.data.io import rle as rle_codec
     from amodal.data.io.stream import open_video
-    from amodal.checkpoints.formats import is_official_layout
-    from amodal.checkpoints.registry import load_segmenter, resolve
+    from amodal.checkpoints.registry import resolve
 
     check_arguments(config)
     resolve(config.model, "segmentation")  # what --model is, before anything is read or written
@@ -141,6 +140,49 @@ def segment_video(config: SegmentRunConfig) -> dict:
     timings: dict[str, float] = {}
     start = time.perf_counter()
     source = open_video(config.frames, config.masks, config.mask_mode, config.objects, config.depth, config.fps)
+    pipe = segmentation_pipeline(config, source, timings)
+    depth_stream = _depth_stream(config, source, timings)
+    if depth_stream is None and getattr(pipe.segmenter, "uses_depth", False) and not config.no_depth:
+        print("amodal: no depth given (--depth or --depth-model): running the model mask-only")
+
+    ids = source.object_ids
+    samples = config.pipeline.samples
+    with atomic_dir(out, command="segment") as tmp:
+        writer = SegmentationWriter(tmp, source, with_uncertainty=samples > 1)
+        modal_iter = source.iter_modal()
+        kept_modal = {}  # modal masks pass through the pipeline once; keep them until their frame is written
+
+        def tap():
+            for index, modal in enumerate(modal_iter):
+                kept_modal[index] = modal
+                yield modal
+
+        t0 = time.perf_counter()
+        for result in pipe.stream(tap(), depth_stream, source.size, source.num_frames):
+            writer.add(result.index, kept_modal.pop(result.index), result.amodal, result.frequency)
+        timings["segmentation"] = time.perf_counter() - t0
+        for key, value in pipe.last_timings.items():
+            timings[f"segmentation_{key}"] = value
+
+        border = pipe_border(pipe, source)
+        height, width = writer.finish(border, padded=bool(config.pipeline.pad))
+
+        t0 = time.perf_counter()
+        _write_overlays(tmp, source, ids, config, samples > 1, border)
+        timings["overlays"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - start
+
+        depth_kind = "none" if depth_stream is None else ("model" if config.depth_model else "precomputed")
+        summary = run_summary(config, source, pipe, writer.areas, (height, width), depth_kind, timings)
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def segmentation_pipeline(config: SegmentRunConfig, source, timings: dict) -> AmodalSegmentationPipeline:
+    """Load the stage-1 model ``config`` names at its resolution, after checking the run fits in memory."""
+    from amodal.checkpoints.formats import is_official_layout
+    from amodal.checkpoints.registry import load_segmenter
+
     if config.resolution is not None:
         check_memory(config, source.size, len(source.object_ids), config.resolution, config.pipeline.window or 16)
     t0 = time.perf_counter()
@@ -154,99 +196,96 @@ def segment_video(config: SegmentRunConfig) -> dict:
     timings["model_load"] = time.perf_counter() - t0
     window = config.pipeline.window or int(segmenter.num_frames)
     check_memory(config, source.size, len(source.object_ids), (int(segmenter.height), int(segmenter.width)), window)
-    pipe = AmodalSegmentationPipeline(segmenter, config.pipeline)
-    depth_stream = _depth_stream(config, source, timings)
-    if depth_stream is None and getattr(segmenter, "uses_depth", False) and not config.no_depth:
-        print("amodal: no depth given (--depth or --depth-model): running the model mask-only")
+    return AmodalSegmentationPipeline(segmenter, config.pipeline)
 
-    ids = source.object_ids
-    samples = config.pipeline.samples
-    with atomic_dir(out, command="segment") as tmp:
+
+def run_summary(config: SegmentRunConfig, source, pipe: AmodalSegmentationPipeline, areas: np.ndarray,
+                output_size: tuple[int, int], depth_kind: str, timings: dict) -> dict:
+    """``summary.json`` of a stage-1 run: settings, model, per-object areas, timings."""
+    return {
+        "model": config.model,
+        "model_info": getattr(pipe.segmenter, "describe", lambda: {})(),
+        "frames": source.num_frames,
+        "size": list(source.size),
+        "output_size": list(output_size),
+        "fps": source.fps,
+        "objects": [
+            {
+                "id": oid,
+                "modal_pixels": int(areas[k, 0]),
+                "amodal_pixels": int(areas[k, 1]),
+                "amodal_to_modal_ratio": float(areas[k, 1] / max(1, areas[k, 0])),
+            }
+            for k, oid in enumerate(source.object_ids)
+        ],
+        "depth": depth_kind,
+        "settings": _jsonable(asdict(config)),
+        "sampling": {"steps": pipe.steps, "guidance": pipe.guidance},  # what ran: the settings or the model's own
+        "timings_s": {k: round(v, 4) for k, v in timings.items()},
+        "seconds_per_frame": round(timings["segmentation"] / source.num_frames, 4),
+    }
+
+
+class SegmentationWriter:
+    """Writes stage 1's per-frame outputs into a run folder: mask PNGs, uncertainty PNGs, the RLE files.
+
+    ``add`` takes frames in order; ``finish`` writes ``amodal.json`` and ``predictions_sailvos.json``.
+    ``amodal segment`` feeds it from the streaming pipeline, ``amodal run`` from the in-memory system.
+    """
+
+    def __init__(self, folder: Path, source, *, with_uncertainty: bool):
+        self.folder = Path(folder)
+        self.source = source
+        self.ids = tuple(source.object_ids)
+        self.amodal_rles: list[list[dict]] = [[] for _ in self.ids]
+        self.modal_rles: list[list[dict]] = [[] for _ in self.ids]
+        self.reference: dict[str, dict] = {}
+        self.areas = np.zeros((len(self.ids), 2), np.int64)  # modal, amodal pixel counts
+        for oid in self.ids:
+            (self.folder / "masks" / str(oid)).mkdir(parents=True)
+            if with_uncertainty:
+                (self.folder / "uncertainty" / str(oid)).mkdir(parents=True)
+
+    def add(self, index: int, modal: np.ndarray, amodal: np.ndarray, frequency: np.ndarray | None = None) -> None:
+        """Frame ``index``: modal ``(K, H, W) bool``, amodal ``(K, H', W') bool``, frequency ``(K, H', W')`` or None."""
         from PIL import Image
 
-        amodal_rles = [[] for _ in ids]
-        modal_rles = [[] for _ in ids]
-        reference: dict[str, dict] = {}
-        areas = np.zeros((len(ids), 2), np.int64)  # modal, amodal pixel counts
-        for k, oid in enumerate(ids):
-            (tmp / "masks" / str(oid)).mkdir(parents=True)
-            if samples > 1:
-                (tmp / "uncertainty" / str(oid)).mkdir(parents=True)
-        modal_iter = source.iter_modal()
-        kept_modal = []  # modal masks pass through the pipeline once; keep their RLEs here
+        from amodal.data.io import rle as rle_codec
 
-        def tap():
-            for modal in modal_iter:
-                kept_modal.append([rle_codec.encode(m) for m in modal])
-                areas[:, 0] += modal.reshape(len(ids), -1).sum(1)
-                yield modal
+        name = self.source.frame_names[index]
+        self.areas[:, 0] += modal.reshape(len(self.ids), -1).sum(1)
+        for k, oid in enumerate(self.ids):
+            mask = amodal[k]
+            Image.fromarray(mask.astype(np.uint8) * 255).save(self.folder / "masks" / str(oid) / f"{name}.png")
+            rle = rle_codec.encode(mask)
+            self.amodal_rles[k].append(rle)
+            self.modal_rles[k].append(rle_codec.encode(modal[k]))
+            self.reference[str((index, oid))] = {"diffvas_res_rle": rle}
+            self.areas[k, 1] += int(mask.sum())
+            if frequency is not None:
+                Image.fromarray(np.round(frequency[k] * 255).astype(np.uint8)).save(
+                    self.folder / "uncertainty" / str(oid) / f"{name}.png"
+                )
 
-        t0 = time.perf_counter()
-        for result in pipe.stream(tap(), depth_stream, source.size, source.num_frames):
-            name = source.frame_names[result.index]
-            for k, oid in enumerate(ids):
-                mask = result.amodal[k]
-                Image.fromarray(mask.astype(np.uint8) * 255).save(tmp / "masks" / str(oid) / f"{name}.png")
-                rle = rle_codec.encode(mask)
-                amodal_rles[k].append(rle)
-                modal_rles[k].append(kept_modal[result.index][k])
-                reference[str((result.index, oid))] = {"diffvas_res_rle": rle}
-                areas[k, 1] += int(mask.sum())
-                if result.frequency is not None:
-                    Image.fromarray(np.round(result.frequency[k] * 255).astype(np.uint8)).save(
-                        tmp / "uncertainty" / str(oid) / f"{name}.png"
-                    )
-            kept_modal[result.index] = None
-        timings["segmentation"] = time.perf_counter() - t0
-        for key, value in pipe.last_timings.items():
-            timings[f"segmentation_{key}"] = value
-
-        border = pipe_border(pipe, source)
+    def finish(self, border: tuple[int, int], *, padded: bool) -> tuple[int, int]:
+        """Write the RLE files; returns the output size ``(H', W')``."""
+        source = self.source
         height, width = source.size[0] + 2 * border[0], source.size[1] + 2 * border[1]
         per_object = {
             "size": [height, width],
             "frames": list(source.frame_names),
             "objects": [
-                {"id": oid, "category_id": cat, "modal": modal_rles[k], "amodal": amodal_rles[k]}
-                for k, (oid, cat) in enumerate(zip(ids, source.category_ids))
+                {"id": oid, "category_id": cat, "modal": self.modal_rles[k], "amodal": self.amodal_rles[k]}
+                for k, (oid, cat) in enumerate(zip(self.ids, source.category_ids))
             ],
         }
-        if config.pipeline.pad:
+        if padded:
             # Modal masks stay at the input size; the amodal ones have the padded size.
             per_object["modal_size"] = list(source.size)
             per_object["border"] = list(border)
-        (tmp / "amodal.json").write_text(json.dumps(per_object))
-        (tmp / "predictions_sailvos.json").write_text(json.dumps(reference))
-
-        t0 = time.perf_counter()
-        _write_overlays(tmp, source, ids, config, samples > 1, border)
-        timings["overlays"] = time.perf_counter() - t0
-        timings["total"] = time.perf_counter() - start
-
-        summary = {
-            "model": config.model,
-            "model_info": getattr(segmenter, "describe", lambda: {})(),
-            "frames": source.num_frames,
-            "size": list(source.size),
-            "output_size": [height, width],
-            "fps": source.fps,
-            "objects": [
-                {
-                    "id": oid,
-                    "modal_pixels": int(areas[k, 0]),
-                    "amodal_pixels": int(areas[k, 1]),
-                    "amodal_to_modal_ratio": float(areas[k, 1] / max(1, areas[k, 0])),
-                }
-                for k, oid in enumerate(ids)
-            ],
-            "depth": "none" if depth_stream is None else ("model" if config.depth_model else "precomputed"),
-            "settings": _jsonable(asdict(config)),
-            "sampling": {"steps": pipe.steps, "guidance": pipe.guidance},  # what ran: the settings or the model's own
-            "timings_s": {k: round(v, 4) for k, v in timings.items()},
-            "seconds_per_frame": round(timings["segmentation"] / source.num_frames, 4),
-        }
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+        (self.folder / "amodal.json").write_text(json.dumps(per_object))
+        (self.folder / "predictions_sailvos.json").write_text(json.dumps(self.reference))
+        return height, width
 
 
 def at_resolution(segmenter, height: int, width: int):

@@ -1,4 +1,4 @@
-"""``amodal bench``: speed per frame and peak memory of a stage-1 model at its native geometry."""
+"""``amodal bench``: speed per frame and peak memory of a model at its native geometry, or of both stages."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ EXAMPLE = """\
   amodal bench --model default-regression
   amodal bench --model runs/default/model --no-depth
   amodal bench --video-frames 25 1000            # peak memory of `amodal segment` on 25- and 1,000-frame videos
+  amodal bench --model default-completion        # the stage-2 model on one native window
+  amodal bench --system                          # both stages (default + default-completion) on the demo clip
 """
 
 
@@ -31,6 +33,12 @@ def register(subparsers) -> None:
         help="instead: peak memory of `amodal segment` on generated 640x360 videos of these lengths "
         "(one fresh process each; 1 denoising step, since memory does not depend on the step count)",
     )
+    parser.add_argument(
+        "--system", action="store_true",
+        help="instead: both stages in memory (AmodalSystem: --model for stage 1, --completion-model for stage 2) "
+        "on the bundled 48-frame, 5-object demo clip: seconds per frame and per object-frame of each stage",
+    )
+    parser.add_argument("--completion-model", default="default-completion", help="stage-2 model of --system")
     parser.set_defaults(func=_bench)
 
 
@@ -50,6 +58,8 @@ def _bench(args) -> int:
         if args.threads < 1:
             raise InputError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
+    if args.system:
+        return _bench_system(args)
     results = []
     for steps in args.steps:
         r = benchmark(
@@ -93,4 +103,24 @@ def _bench_video_memory(args) -> int:
         )
     if args.json:
         write_json(args.json, results)
+    return 0
+
+
+def _bench_system(args) -> int:
+    from amodal.apps.bench import benchmark_system
+    from amodal.checkpoints.registry import resolve
+    from amodal.util.fs import write_json
+
+    resolve(args.model, "segmentation", flag="--model")
+    resolve(args.completion_model, "completion", flag="--completion-model")
+    r = benchmark_system(args.model, args.completion_model, repeats=args.repeats, device=args.device)
+    print(
+        f"{r['segmentation_model']} + {r['completion_model']} on {r['frames']} frames x {r['objects']} objects of "
+        f"{r['size'][1]}x{r['size'][0]}: stage 1 {r['segmentation_sec_per_frame']:.3f} s/frame "
+        f"({r['segmentation_sec_per_object_frame']:.4f} per object-frame), stage 2 {r['completion_sec_per_frame']:.3f} "
+        f"s/frame ({r['completion_sec_per_object_frame']:.4f} per object-frame), peak RSS {r['peak_rss_mib']:.0f} MiB, "
+        f"{r['threads']} threads"
+    )
+    if args.json:
+        write_json(args.json, r)
     return 0

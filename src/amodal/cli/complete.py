@@ -8,14 +8,15 @@ EXAMPLE = """\
   amodal complete --model checkpoints/diffusion-vas-content-completion \\
       --frames clip/rgbs --masks clip/masks --amodal out/amodal_masks --out out/completion
   # --masks/--amodal: one folder of mask images (one object), or subfolders named by object id
-  # writes out/completion/<object id>/{rgb,rgba,overlay}/<frame>.png
+  # writes out/completion/<object id>/{rgb,rgba,overlay}/<frame>.png (and spread/ with --samples > 1)
+  amodal complete --frames clip/rgbs --masks clip/masks --amodal out/amodal_masks --out out/completion   # default-completion
   amodal complete --model ... --device cuda --dtype float16 --offload   # a GPU with little memory
 """
 
 
 def register(subparsers) -> None:
     parser = add_command(subparsers, "complete", "Complete each object's appearance (stage 2).", EXAMPLE)
-    parser.add_argument("--model", required=True, help="completion model: default-completion, one of our model folders, or an official checkpoint (folder with model_index.json, or converted)")
+    parser.add_argument("--model", default="default-completion", help="completion model (default: %(default)s): default-completion, default-completion-regression, one of our model folders, or an official checkpoint (folder with model_index.json, or converted)")
     parser.add_argument("--frames", required=True, help="folder of RGB frames, or a video file")
     parser.add_argument("--masks", required=True, help="modal masks (object = luminance > 128)")
     parser.add_argument("--amodal", required=True, help="amodal masks from stage 1, laid out like --masks")
@@ -24,6 +25,8 @@ def register(subparsers) -> None:
     parser.add_argument("--steps", type=int, default=None, help="Euler steps (default: the model's own; the official checkpoints' is 25)")
     parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's own; the official checkpoints' is 1.5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial noise")
+    parser.add_argument("--samples", type=int, default=1,
+                        help="appearances per object: sample 0 is written, and with more than one the per-pixel spread (spread/)")
     parser.add_argument("--noise-aug", type=float, default=0.02, help="noise added to the conditions (the reference's 0.02)")
     parser.add_argument("--decode-chunk-size", type=int, default=8, help="frames per VAE decoder call; lower saves memory")
     parser.add_argument(
@@ -38,7 +41,7 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"), help="network precision")
     parser.add_argument("--offload", action="store_true", help="move each network to the GPU only while it runs")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", "--no-progress", dest="no_progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=_complete)
 
 
@@ -67,6 +70,7 @@ def _complete(args) -> int:
         overwrite=args.overwrite,
         steps=args.steps,
         guidance=args.guidance,
+        samples=args.samples,
     )
     out = run_complete(command, progress=not args.no_progress)
     print(f"wrote {out}")

@@ -90,11 +90,12 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--lpips-weights", type=Path, metavar="PATH",
-        help="--task completion: local LPIPS weights (nothing is downloaded); without it LPIPS is reported as skipped",
+        help="--task completion: local LPIPS-Alex v0.1 weights (.safetensors, or a folder with model.safetensors; "
+        "nothing is downloaded) to add lpips_occ; without it LPIPS is reported as skipped",
     )
     parser.add_argument(
         "--fvd-weights", type=Path, metavar="PATH",
-        help="--task completion: local I3D weights for FVD; without it FVD is reported as skipped",
+        help="--task completion: FVD is not implemented in this build (refused with that reason); metrics.json lists it as skipped",
     )
     parser.add_argument(
         "--samples", type=int, default=1, help="hypotheses per object for generative methods; Top-k uses k = SAMPLES"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from amodal.cli import add_command, add_overwrite
 
 EXAMPLE = """\
+  amodal run --frames clips/horse/rgbs --masks clips/horse/masks --out runs/horse
   amodal run --frames clips/horse/rgbs --masks clips/horse/masks \\
       --depth-model checkpoints/depth-anything-v2-small \\
       --segmentation-model checkpoints/diffusion-vas-amodal-segmentation \\
@@ -27,7 +28,8 @@ def register(subparsers) -> None:
     depth.add_argument("--depth-model", help="Depth Anything V2 checkpoint (transformers folder or .pth)")
     depth.add_argument("--no-depth", action="store_true", help="stage 1 mask-only")
     p.add_argument("--segmentation-model", default="default", help="stage-1 model (default, a folder, or official)")
-    p.add_argument("--completion-model", required=True, help="stage-2 checkpoint (official content completion)")
+    p.add_argument("--completion-model", default="default-completion",
+                   help="stage-2 model: default-completion, default-completion-regression, a folder, or an official checkpoint (default: %(default)s)")
     p.add_argument("--out", required=True, help="output folder: OUT/segmentation and OUT/completion")
     add_overwrite(p)
     p.add_argument("--steps", type=int, default=None, help="denoising steps of both stages (default: each model's own; the official checkpoints' is 25)")
@@ -35,8 +37,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of both stages")
     p.add_argument("--window", type=int, help="stage-1 frames per model call (default: native)")
     p.add_argument("--overlap", type=int, default=4, help="stage-1 frames shared by consecutive windows")
-    p.add_argument("--height", type=int, help="model height for both stages (default: each model's own)")
-    p.add_argument("--width", type=int, help="model width for both stages (default: each model's own)")
+    p.add_argument("--height", type=int, help="model height of stage 1, and of stage 2 when it is an official checkpoint (default: each model's own)")
+    p.add_argument("--width", type=int, help="model width, as --height")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="float32", help="float32 (amodal's own models); official checkpoints also take bfloat16 on CPU, float16 or bfloat16 on CUDA")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -266,15 +266,17 @@ def _completion_definitions() -> str:
         "`temporal_occ`: per object, mean over consecutive frames of |mean abs change of the completion - that of "
         "the truth| over the two frames' hidden regions, then over objects (0-255). `swd_occ`: sliced Wasserstein "
         f"distance x 1e3 between {cm.SWD_PATCH}x{cm.SWD_PATCH} Laplacian-pyramid patches centred on hidden pixels "
-        f"(up to {cm.SWD_PATCHES_PER_OBJECT} per object and level), whole set, Top-1 only (Karras et al. 2018)."
+        f"(up to {cm.SWD_PATCHES_PER_OBJECT} per object and level), whole set, Top-1 only (Karras et al. 2018). "
+        "`lpips_occ` (with --lpips-weights): LPIPS-Alex v0.1's per-pixel map (layers upsampled to the frame) "
+        "averaged over the hidden region."
     )
 
 
 def completion_report_markdown(config, results: dict) -> str:
     """The content of ``report.md`` for a completion run."""
-    keys = COMPLETION_KEYS + _COMPLETION_COUNTS
-    source = config.annotations if config.annotations is not None else f"{config.data}, split {config.split}"
     first = next(iter(results.values()))
+    keys = COMPLETION_KEYS + (("lpips_occ",) if "lpips_occ" in first.metrics else ()) + _COMPLETION_COUNTS
+    source = config.annotations if config.annotations is not None else f"{config.data}, split {config.split}"
     masks = "ground truth" if config.masks == "gt" else f"predicted by `{config.masks}` (end to end)"
     lines = [
         "# Completion evaluation report",

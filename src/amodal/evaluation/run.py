@@ -60,8 +60,8 @@ class EvalConfig:
     overwrite: bool = False  # replace an existing out folder that amodal eval did not write
     task: str = "segmentation"  # one of TASKS; "completion" runs completion methods (stage 2)
     masks: str = "gt"  # completion: the amodal masks completed: "gt", or a stage-1 method run first (end to end)
-    lpips_weights: Path | None = None  # completion: local LPIPS weights (none are downloaded); None reports it skipped
-    fvd_weights: Path | None = None  # completion: local I3D weights for FVD; None reports it skipped
+    lpips_weights: Path | None = None  # completion: local LPIPS-Alex weights (amodal.evaluation.lpips); None reports it skipped
+    fvd_weights: Path | None = None  # completion: FVD is not computed by this build; a path is refused, saying so
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -71,9 +71,11 @@ class EvalConfig:
                 raise InputError("--predictions is for --task segmentation; run --method for --task completion")
             if self.window is not None:
                 raise InputError("--window is for --task segmentation; completion scores whole clips")
-            for name, path in (("--lpips-weights", self.lpips_weights), ("--fvd-weights", self.fvd_weights)):
-                if path is not None and not Path(path).exists():
-                    raise InputError(f"{name} {path}: not found; pass a local weights file or folder, or leave it out")
+            if self.lpips_weights is not None and not Path(self.lpips_weights).exists():
+                raise InputError(f"--lpips-weights {self.lpips_weights}: not found; pass a local weights file or folder, or leave it out")
+            if self.fvd_weights is not None:
+                raise InputError(f"--fvd-weights {self.fvd_weights}: FVD (an I3D network) is not implemented in this build; "
+                                 "leave it out (metrics.json says so under skipped), and use swd_occ and temporal_occ")
         elif self.masks != "gt" or self.lpips_weights is not None or self.fvd_weights is not None:
             raise InputError("--masks, --lpips-weights and --fvd-weights are for --task completion")
         if self.dataset not in DATASET_KINDS:
@@ -212,14 +214,11 @@ def run_evaluation(config: EvalConfig) -> dict[str, MethodResult]:
 
 # ----------------------------------------------------------------------------- content completion (stage 2)
 def skipped_metrics(config: EvalConfig) -> dict:
-    """``{"lpips": reason, "fvd": reason}``: the learned metrics this build does not compute, and why."""
-    out = {}
-    for name, path, flag in (("lpips", config.lpips_weights, "--lpips-weights"), ("fvd", config.fvd_weights, "--fvd-weights")):
-        if path is None:
-            out[name] = f"skipped: no local weights (pass {flag}; nothing is downloaded)"
-        else:
-            out[name] = f"skipped: {name.upper()} from local weights is not implemented yet ({path} was not read)"
-    return out
+    """``{name: reason}`` of the learned metrics this run does not compute: LPIPS without local weights, FVD always."""
+    out = {"fvd": "skipped: FVD needs an I3D network, which this build does not implement"}
+    if config.lpips_weights is None:
+        out["lpips"] = "skipped: no local weights (pass --lpips-weights; nothing is downloaded)"
+    return dict(sorted(out.items()))
 
 
 def _given_masks(stage1, clip, name: str):
@@ -241,6 +240,11 @@ def _run_completion(config: EvalConfig, index, indices, shard: Shard) -> dict:
 
     options = CompletionOptions(samples=config.samples, seed=config.seed, steps=config.steps, guidance=config.guidance)
     methods = {name: get_completion_method(name, options) for name in config.methods}
+    lpips = None
+    if config.lpips_weights is not None:
+        from amodal.evaluation.lpips import load_lpips
+
+        lpips = load_lpips(config.lpips_weights)
     stage1 = None
     if config.masks != "gt":
         stage1 = get_method(
@@ -274,7 +278,7 @@ def _run_completion(config: EvalConfig, index, indices, shard: Shard) -> dict:
         truth.append((i, cut(clip.amodal_rgb)))
         for name, method in methods.items():
             samples = check_samples(method(given, masks), clip, name)
-            tables[name].append(score_completion(annotation, clip.amodal_rgb, samples, i))
+            tables[name].append(score_completion(annotation, clip.amodal_rgb, samples, i, lpips))
             patches[name].append((i, cut(samples[0])))
     return {"truth": truth, "methods": {name: (FrameTable.concat(tables[name]), patches[name]) for name in methods}}
 

@@ -243,7 +243,8 @@ def breakdown(table: FrameTable, column: str = "iou", rows: np.ndarray | None = 
 
 
 # ----------------------------------------------------------------------------- content completion (stage 2)
-def score_completion(annotation: Annotation, truth: np.ndarray, samples: np.ndarray, clip_index: int) -> FrameTable:
+def score_completion(annotation: Annotation, truth: np.ndarray, samples: np.ndarray, clip_index: int,
+                     lpips=None) -> FrameTable:
     """Rows of completed objects ``(S, K, T, H, W, 3) uint8`` scored against their true appearance.
 
     Args:
@@ -251,11 +252,14 @@ def score_completion(annotation: Annotation, truth: np.ndarray, samples: np.ndar
         truth: ``(K, T, H, W, 3) uint8`` true unoccluded appearance on white (``Clip.amodal_rgb``).
         samples: the method's completions, ``S`` hypotheses.
         clip_index: the clip's index in the dataset (first column).
+        lpips: an :class:`amodal.evaluation.lpips.LPIPS` model to add ``lpips_occ``
+            (mean LPIPS over the hidden region), or ``None``.
 
     Returns:
         One row per object and frame, objects outer: the id columns (``scored``:
         the true amodal mask is non-empty), ``occluded`` (something is hidden),
-        and ``(N, S)`` columns :data:`amodal.evaluation.completion.FRAME_METRICS`.
+        and ``(N, S)`` columns :data:`amodal.evaluation.completion.FRAME_METRICS`
+        (and ``lpips_occ`` with ``lpips``).
     """
     from amodal.evaluation import completion
 
@@ -270,11 +274,16 @@ def score_completion(annotation: Annotation, truth: np.ndarray, samples: np.ndar
     cols = _id_columns("synthetic", annotation, clip_index, 0, range(t))
     modal, amodal = annotation.modal_masks, annotation.amodal_masks
     cols["occluded"] = (amodal & ~modal).any(axis=(2, 3)).reshape(-1)
-    scores = {name: np.full((k, t, s), np.nan) for name in completion.FRAME_METRICS}
+    names = completion.FRAME_METRICS + (("lpips_occ",) if lpips is not None else ())
+    scores = {name: np.full((k, t, s), np.nan) for name in names}
     for j in range(k):
         for i in range(s):
             for name, values in completion.frame_scores(samples[i, j], truth[j], amodal[j], modal[j]).items():
                 scores[name][j, :, i] = values
+            if lpips is not None:
+                from amodal.evaluation.lpips import lpips_region
+
+                scores["lpips_occ"][j, :, i] = lpips_region(lpips, samples[i, j], truth[j], amodal[j] & ~modal[j])
     cols.update({name: v.reshape(-1, s) for name, v in scores.items()})
     return FrameTable(cols)
 
@@ -309,6 +318,8 @@ def summarize_completion(table: FrameTable, k: int = 1) -> dict:
     scored = table["scored"]
     occluded = scored & table["occluded"]
     out = {name: _finite_mean(pick[name][occluded]) for name in ("psnr_occ", "ssim_occ", "mae_occ")}
+    if "lpips_occ" in table.columns:
+        out["lpips_occ"] = _finite_mean(_pick(table["lpips_occ"], choice)[occluded])
     out.update({name: _finite_mean(pick[name][scored]) for name in ("psnr", "ssim", "silhouette_iou")})
     groups = table.group_ids()
     pairs = np.isfinite(pick["temporal_occ"])
