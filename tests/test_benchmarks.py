@@ -28,6 +28,8 @@ HELP = {
     "bench_official.py": ["step", "quirk"],
     "bench_official.py step": ["--height", "--width", "--frames", "--steps", "--no-warmup"],
     "completion_steps.py": ["--config", "--model", "--steps", "--guidance", "--samples", "--cache", "--json"],
+    "completion_noise_levels.py": ["--config", "--model", "--twin", "--cache", "--sigmas", "--guidance", "--json"],
+    "completion_propagation.py": ["--data", "--split", "--limit", "--json"],
     "bench_synth.py": ["--clips", "--seed", "--config", "--write", "--workers"],
     "noise_levels.py": ["--config", "--model", "--sigmas", "--seed", "--threads", "--cache", "--json"],
     "sampling_drift.py": ["--config", "--model", "--steps", "--guidance", "--seed", "--threads", "--cache", "--json"],

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from amodal import cli
-from amodal.completion.baselines import copy_modal, mask_positions, temporal
+from amodal.completion.baselines import copy_modal, mask_positions, propagate, temporal
 from amodal.data.synth import SynthConfig, SynthSplit, generate_clip, write_split
 from amodal.errors import InputError
 from amodal.evaluation import completion as cm
@@ -141,6 +141,18 @@ def test_temporal_beats_copy_modal_on_the_hidden_region(clip):
         value = cm.psnr_occ(out, truth, amodal, modal)
         scores[name] = np.nanmean(value)
     assert scores["temporal"] > scores["copy-modal"] + 5
+
+
+def test_propagate_fills_only_pixels_another_frame_shows(clip):
+    pixels, known = propagate(clip, clip.amodal_masks)
+    assert np.array_equal(pixels, temporal(clip, clip.amodal_masks))
+    hidden = clip.amodal_masks & ~clip.modal_masks
+    assert (known >= clip.modal_masks).all() and not (known & ~clip.amodal_masks).any()
+    assert (known & hidden).any()  # the object reappears: part of what was hidden is known
+    assert (pixels[~known] == 255).all() and not (pixels[known] == 255).all(axis=-1).all()
+    # A pixel marked known holds a colour some frame of the clip shows.
+    k, t, y, x = np.argwhere(known & hidden)[0]
+    assert (clip.frames.reshape(-1, 3) == pixels[k, t, y, x]).all(axis=1).any()
 
 
 def test_frame_scores_match_the_whole_frame_metrics(clip):

@@ -216,6 +216,29 @@ def test_the_pipeline_keeps_what_is_visible_and_fills_only_the_amodal_region():
     assert np.array_equal(out.samples, again.samples)
 
 
+def test_the_pipeline_propagates_what_other_frames_show_and_the_model_sees_it():
+    """By default the pixels another frame shows are copied into the hidden part and given to the
+    model as known; ``propagate=False`` leaves every hidden pixel to the model."""
+    from amodal.completion.baselines import propagate
+
+    torch.manual_seed(0)
+    clip = tiny_clip()
+    model = build_completer(tiny_config("regression")).eval()
+    with torch.no_grad():  # a fresh model's output layer is zero: give every weight a say
+        for parameter in model.parameters():
+            parameter.normal_(0.0, 0.2)
+    pixels, known = propagate(clip, clip.amodal_masks)
+    hidden_known = known & ~clip.modal_masks
+    assert hidden_known.any()
+    on = ContentCompletionPipeline(model, PipelineConfig(progress=False))(clip)
+    off = ContentCompletionPipeline(model, PipelineConfig(progress=False, propagate=False))(clip)
+    assert (on.rgb[known] == pixels[known]).all()
+    assert not (off.rgb[hidden_known] == pixels[hidden_known]).all()
+    # What the model paints elsewhere depends on what it was told: the conditions differ.
+    rest = clip.amodal_masks & ~known
+    assert rest.any() and not np.array_equal(on.rgb[rest], off.rgb[rest])
+
+
 def test_the_pipeline_refuses_masks_that_do_not_fit():
     clip = tiny_clip()
     pipe = ContentCompletionPipeline(build_completer(tiny_config("regression")).eval(), PipelineConfig(progress=False))

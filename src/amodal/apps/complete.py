@@ -54,6 +54,7 @@ class CompleteCommand:
     steps: int | None = None  # denoising steps; None = the model's own (the official checkpoints' 25)
     guidance: float | None = None  # guidance scale; None = the model's own (the official checkpoints' 1.5)
     samples: int = 1  # appearances per object; the written one is sample 0
+    propagate: bool = True  # ours: carry pixels other frames show first, paint the rest (PipelineConfig.propagate)
 
 
 def run_complete(command: CompleteCommand, *, progress: bool = True) -> Path:
@@ -88,7 +89,7 @@ def run_complete(command: CompleteCommand, *, progress: bool = True) -> Path:
     pipe = completion_pipeline(
         command.model, device=command.device, dtype=command.dtype, offload=command.offload, height=command.height,
         width=command.width, steps=command.steps, guidance=command.guidance, samples=command.samples,
-        official=command.completion, progress=progress,
+        propagate=command.propagate, official=command.completion, progress=progress,
     )
     result = pipe(clip, amodal.modal)
     return write_result(result, names, out)
@@ -105,6 +106,7 @@ def completion_pipeline(
     steps: int | None = None,
     guidance: float | None = None,
     samples: int = 1,
+    propagate: bool = True,
     official: CompletionConfig = CompletionConfig(),
     progress: bool = True,
 ) -> ContentCompletionPipeline:
@@ -118,7 +120,7 @@ def completion_pipeline(
     from amodal.checkpoints.formats import OURS
     from amodal.checkpoints.registry import load_completer, resolve
 
-    settings = PipelineConfig(seed=official.seed, samples=samples, progress=progress)
+    settings = PipelineConfig(seed=official.seed, samples=samples, propagate=propagate, progress=progress)
     if resolve(model, "completion").kind == OURS:
         official_only = [flag for flag, value in (("--dtype", dtype != "float32"), ("--offload", offload),
                                                   ("--height", height), ("--width", width)) if value]

@@ -36,6 +36,7 @@ class TwoStageConfig:
     steps: int | None = None  # denoising steps of stage 2; None = the model's own
     guidance: float | None = None  # guidance scale of stage 2; None = the model's own
     seed: int = 0  # seed of stage 2's initial noise
+    propagate: bool = True  # ours: stage 2 carries pixels other frames show first, paints the rest
     height: int | None = None  # stage-2 resolution of an official checkpoint; None: its own
     width: int | None = None
     overwrite: bool = False  # replace an existing OUT that amodal run did not write
@@ -119,7 +120,7 @@ def _run_into(config: TwoStageConfig, out: Path, final: Path) -> dict:
     completion = completion_pipeline(
         config.completion_model, device=seg.device, dtype="float32" if ours else seg.dtype,
         height=None if ours else config.height, width=None if ours else config.width,
-        steps=config.steps, guidance=config.guidance, official=CompletionConfig(seed=config.seed),
+        steps=config.steps, guidance=config.guidance, propagate=config.propagate, official=CompletionConfig(seed=config.seed),
         progress=seg.pipeline.progress,
     )
     timings["completion_model_load"] = time.perf_counter() - t0

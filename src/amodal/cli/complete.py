@@ -35,7 +35,9 @@ def register(subparsers) -> None:
         default="reference",
         help="pairing of per-frame embeddings under guidance: as the released pipeline, or corrected",
     )
-    parser.add_argument("--paste-visible", action="store_true", help="keep the real visible pixels in the output")
+    parser.add_argument("--paste-visible", action="store_true", help="official checkpoints: keep the real visible pixels in the output (ours always do)")
+    parser.add_argument("--no-propagate", action="store_true",
+                        help="our models: paint every hidden pixel, instead of first carrying those that other frames show along the object's motion")
     parser.add_argument("--height", type=int, default=None, help="model resolution; unset: the checkpoint's own (256 for the official ones)")
     parser.add_argument("--width", type=int, default=None, help="model resolution; unset: the checkpoint's own (512 for the official ones)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -71,6 +73,7 @@ def _complete(args) -> int:
         steps=args.steps,
         guidance=args.guidance,
         samples=args.samples,
+        propagate=not args.no_propagate,
     )
     out = run_complete(command, progress=not args.no_progress)
     print(f"wrote {out}")

@@ -103,6 +103,9 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of generative methods")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's own best, from its config; 25 is the paper's)")
     parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's own best, from its config; 1.5 is the paper's)")
+    parser.add_argument("--no-propagate", action="store_true",
+                        help="--task completion: our models alone, without first carrying the pixels other frames show "
+                        "into the hidden part (what the pipeline does by default)")
     parser.add_argument("--no-depth", action="store_true", help="run learned models mask-only")
     parser.add_argument(
         "--window", type=int, metavar="N", help="score clips in windows of N frames; None scores whole clips"
@@ -132,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         steps=args.steps,
         guidance=args.guidance,
+        propagate=not args.no_propagate,
         use_depth=not args.no_depth,
         window=args.window,
         limit=args.limit,

@@ -35,6 +35,8 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, default=None, help="denoising steps of both stages (default: each model's own; the official checkpoints' is 25)")
     p.add_argument("--guidance", type=float, default=None, help="guidance scale of both stages (default: each model's own; the official checkpoints' is 1.5)")
     p.add_argument("--seed", type=int, default=0, help="seed of both stages")
+    p.add_argument("--no-propagate", action="store_true",
+                   help="stage 2 (ours) paints every hidden pixel, instead of first carrying those that other frames show")
     p.add_argument("--window", type=int, help="stage-1 frames per model call (default: native)")
     p.add_argument("--overlap", type=int, default=4, help="stage-1 frames shared by consecutive windows")
     p.add_argument("--height", type=int, help="model height of stage 1, and of stage 2 when it is an official checkpoint (default: each model's own)")
@@ -66,7 +68,7 @@ def run(args) -> int:
     )
     summary = run_two_stage(
         TwoStageConfig(segmentation=segmentation, completion_model=args.completion_model, steps=args.steps,
-                       guidance=args.guidance, seed=args.seed, height=args.height, width=args.width,
+                       guidance=args.guidance, seed=args.seed, propagate=not args.no_propagate, height=args.height, width=args.width,
                        overwrite=args.overwrite),
         args.out,
     )

@@ -12,6 +12,10 @@ layout of :attr:`amodal.Clip.amodal_rgb`):
   estimated from its amodal mask's bounding box (known at this stage, unlike
   in stage 1 where the baselines align visible masks).
 
+:func:`propagate` is that copying with the mask of the pixels it could fill: the
+learned pipeline (``PipelineConfig.propagate``) conditions its model on it, so the
+model paints only what no frame shows.
+
 ``docs/evaluation.md`` (section *Completion*) reports what they score.
 """
 
@@ -92,15 +96,28 @@ def mask_positions(amodal: np.ndarray) -> np.ndarray:
 def temporal(clip: Clip, amodal_masks: np.ndarray) -> np.ndarray:
     """Hidden pixels borrowed from the nearest frame where they were visible: ``(K, T, H, W, 3) uint8``.
 
+    The pixels of :func:`propagate`; pixels no frame shows stay white, as does everything
+    outside the amodal masks.
+    """
+    return propagate(clip, amodal_masks)[0]
+
+
+def propagate(clip: Clip, amodal_masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each object's visible pixels, and its hidden ones that another frame shows, carried along its motion.
+
     Visible pixels are the frame's (as :func:`copy_modal`). For a hidden pixel
     ``p`` of frame ``t``, the other frames ``s`` are tried from the nearest
     (``|s - t|``, the earlier first on ties): ``p`` moved by the object's motion
     from ``t`` to ``s`` (:func:`mask_positions`, rounded to whole pixels) is
-    taken when it lies in the object's modal mask in ``s``. Pixels no frame
-    shows stay white, as does everything outside the amodal masks.
+    taken when it lies in the object's modal mask in ``s``.
+
+    Returns:
+        ``pixels (K, T, H, W, 3) uint8`` (white where nothing is known) and
+        ``known (K, T, H, W) bool``: the modal masks plus the hidden pixels filled.
     """
     amodal_masks = _check_masks(clip, amodal_masks)
     out = copy_modal(clip, amodal_masks)
+    known = clip.modal_masks.copy()
     h, w = clip.size
     t = clip.num_frames
     for k in range(clip.num_objects):
@@ -122,7 +139,8 @@ def temporal(clip: Clip, amodal_masks: np.ndarray) -> np.ndarray:
                 if seen.any():
                     rows = np.flatnonzero(todo)[seen]
                     out[k, f, ys[rows], xs[rows]] = clip.frames[s, qy[seen], qx[seen]]
+                    known[k, f, ys[rows], xs[rows]] = True
                     todo[rows] = False
                 if not todo.any():
                     break
-    return out
+    return out, known

@@ -162,6 +162,10 @@ class PipelineConfig:
     seed: int = 0  # seeds every batch of the run, so a run repeats exactly
     batch_size: int = 8  # (object-window, sample) rows per model call; bounds memory
     paste_visible: bool = True  # keep the real visible pixels (ours); official checkpoints follow CompletionConfig
+    # Ours: carry the pixels other frames show along the object's motion (completion.baselines.propagate)
+    # into the condition and the output, so the model paints only what no frame of the clip shows.
+    # Official checkpoints see the visible pixels alone, as the reference.
+    propagate: bool = True
     overlay_fade: float = 0.5  # the overlay shows the frame blended this much toward white
     progress: bool = True  # a progress bar per run
 
@@ -223,8 +227,11 @@ def check_amodal_masks(clip: Clip, amodal_masks, flag: str = "amodal masks") -> 
 
 
 def complete_crops(model, clip: Clip, amodal_masks: np.ndarray, *, steps: int, guidance: float, num_samples: int,
-                   seed: int, batch_size: int, progress: bool) -> np.ndarray:
+                   seed: int, batch_size: int, progress: bool, known: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Complete every object of ``clip`` with one of our completers, window by window, on object crops.
+
+    ``known``: ``(pixels (K, T, H, W, 3) uint8, mask (K, T, H, W) bool)``, what the model is told
+    of each object (default: the frames inside the modal masks).
 
     Returns ``(S, K, T, H, W, 3) uint8``: each sample's appearance at the clip's size, white outside
     the crop boxes (the caller keeps the amodal region).
@@ -244,7 +251,8 @@ def complete_crops(model, clip: Clip, amodal_masks: np.ndarray, *, steps: int, g
             box = object_box(amodal_masks[k, span], model.margin, size)
             if box is None:
                 continue  # the object is absent from the whole window: nothing to complete
-            crops = crop_to_model(clip.frames[span], clip.modal_masks[k, span], amodal_masks[k, span], box, size)
+            pixels, given = (clip.frames, clip.modal_masks[k]) if known is None else (known[0][k], known[1][k])
+            crops = crop_to_model(pixels[span], given[span], amodal_masks[k, span], box, size)
             jobs.append((k, window, box, *(_pad_window(c, length) for c in crops)))
     rows = max(1, batch_size // num_samples)
     bar = tqdm(total=len(jobs), desc="complete", unit="object-window", file=sys.stderr, leave=False,
@@ -275,7 +283,9 @@ class ContentCompletionPipeline:
         out = pipe(clip, amodal_masks)            # clip: amodal.Clip; amodal_masks: (K, T, H, W) bool
         out.rgb                                    # (K, T, H, W, 3) uint8, each object alone on white
 
-    Our completers run on object-centred crops (:mod:`amodal.completion.crops`); an official
+    Our completers run on object-centred crops (:mod:`amodal.completion.crops`); by default
+    (``PipelineConfig.propagate``) each object's pixels that other frames show are first carried
+    along its motion into its hidden part, and the model paints the rest. An official
     content-completion checkpoint runs on whole frames, as the reference does (:func:`complete_clip`).
     """
 
@@ -338,9 +348,16 @@ class ContentCompletionPipeline:
             steps = self.completer.default_steps if (num_inference_steps or cfg.steps) is None else int(num_inference_steps or cfg.steps)
             guidance = guidance_scale if guidance_scale is not None else cfg.guidance
             guidance = self.completer.default_guidance if guidance is None else float(guidance)
+            known = None
+            if cfg.propagate:
+                from amodal.completion.baselines import propagate
+
+                known = propagate(clip, amodal_masks)
             stack = complete_crops(self.completer, clip, amodal_masks, steps=steps, guidance=guidance, num_samples=samples,
-                                   seed=seed, batch_size=cfg.batch_size, progress=cfg.progress)
-            if cfg.paste_visible:
+                                   seed=seed, batch_size=cfg.batch_size, progress=cfg.progress, known=known)
+            if known is not None:
+                stack = np.where(known[1][None, ..., None], known[0][None], stack)
+            elif cfg.paste_visible:
                 stack = np.where(clip.modal_masks[None, ..., None], clip.frames[None, None], stack)
         stack = np.where(amodal_masks[None, ..., None], stack, np.uint8(255))
         rgb = stack[0]

@@ -41,6 +41,7 @@ class CompletionOptions:
     seed: int = 0  # seeds generative methods so that a run can be repeated exactly
     steps: int | None = None  # denoising steps of diffusion models; None = each model's own default
     guidance: float | None = None  # classifier-free guidance scale; None = each model's own
+    propagate: bool = True  # learned models: carry pixels other frames show first (PipelineConfig.propagate)
 
 
 CompletionFactory = Callable[[CompletionOptions], CompletionMethod]
@@ -92,7 +93,7 @@ def learned_completion_method(name_or_path: str, options: CompletionOptions) -> 
             "or pass a completion model folder"
         )
     config = PipelineConfig(steps=options.steps, guidance=options.guidance, samples=options.samples,
-                            seed=options.seed, progress=False)
+                            seed=options.seed, propagate=options.propagate, progress=False)
     pipe = ContentCompletionPipeline.from_pretrained(name_or_path, config)
 
     def method(clip: Clip, amodal_masks: np.ndarray) -> np.ndarray:

@@ -62,6 +62,7 @@ class EvalConfig:
     masks: str = "gt"  # completion: the amodal masks completed: "gt", or a stage-1 method run first (end to end)
     lpips_weights: Path | None = None  # completion: local LPIPS-Alex weights (amodal.evaluation.lpips); None reports it skipped
     fvd_weights: Path | None = None  # completion: FVD is not computed by this build; a path is refused, saying so
+    propagate: bool = True  # completion: our models paint only what no frame shows (PipelineConfig.propagate)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -76,8 +77,8 @@ class EvalConfig:
             if self.fvd_weights is not None:
                 raise InputError(f"--fvd-weights {self.fvd_weights}: FVD (an I3D network) is not implemented in this build; "
                                  "leave it out (metrics.json says so under skipped), and use swd_occ and temporal_occ")
-        elif self.masks != "gt" or self.lpips_weights is not None or self.fvd_weights is not None:
-            raise InputError("--masks, --lpips-weights and --fvd-weights are for --task completion")
+        elif self.masks != "gt" or self.lpips_weights is not None or self.fvd_weights is not None or not self.propagate:
+            raise InputError("--masks, --lpips-weights, --fvd-weights and --no-propagate are for --task completion")
         if self.dataset not in DATASET_KINDS:
             raise InputError(f"--dataset must be one of {', '.join(DATASET_KINDS)}, got {self.dataset!r}")
         if (self.predictions is None) == (not self.methods):
@@ -238,7 +239,8 @@ def _run_completion(config: EvalConfig, index, indices, shard: Shard) -> dict:
     from amodal.evaluation.completion_methods import CompletionOptions, check_samples, get_completion_method
     from amodal.evaluation.scoring import score_completion
 
-    options = CompletionOptions(samples=config.samples, seed=config.seed, steps=config.steps, guidance=config.guidance)
+    options = CompletionOptions(samples=config.samples, seed=config.seed, steps=config.steps, guidance=config.guidance,
+                                propagate=config.propagate)
     methods = {name: get_completion_method(name, options) for name in config.methods}
     lpips = None
     if config.lpips_weights is not None:
@@ -308,6 +310,6 @@ def _evaluate_completion(config: EvalConfig, index, indices, shard: Shard) -> di
         samples = table["psnr_occ"].shape[1] if len(table) else 1
         if samples > 1:
             metrics["top_k"] = {"k": samples, **summarize_completion(table, samples)}
-        metrics.update(task="completion", masks=config.masks, skipped=dict(skipped))
+        metrics.update(task="completion", masks=config.masks, propagate=config.propagate, skipped=dict(skipped))
         results[name] = MethodResult(name, table, metrics, None)
     return results
