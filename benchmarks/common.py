@@ -141,3 +141,24 @@ def write_rows(path: str | os.PathLike | None, rows: Any, args: argparse.Namespa
 def print_json(obj: Any) -> None:
     """Print ``obj`` as indented JSON (the one object the speed scripts print)."""
     print(json.dumps(obj, indent=2), flush=True)
+
+
+def completion_parser(doc: str | None, model_help: str) -> argparse.ArgumentParser:
+    """The parser of a stage-2 script on validation windows: config, model, seed, threads, json, cache."""
+    parser = make_parser(
+        doc,
+        "config", "model", "seed", "threads", "json",
+        config={"default": "configs/completion/default-completion.json",
+                "help": "stage-2 training config whose validation windows to use (default: %(default)s)"},
+        model={"default": "default-completion", "help": model_help},
+    )
+    parser.add_argument("--cache", default="runs/cache-completion", help="crop cache folder of stage-2 training")
+    return parser
+
+
+def completion_validation(config_path: str, cache: str):
+    """``(CompletionTrainConfig, CompletionBatch)``: a stage-2 config and its fixed validation windows."""
+    from amodal.training.completion import CompletionTrainConfig, open_crop_pool, validation_batch
+
+    config = CompletionTrainConfig.from_json(config_path)
+    return config, validation_batch(open_crop_pool(config, "val", cache, progress=False), config.data)

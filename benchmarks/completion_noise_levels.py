@@ -15,19 +15,12 @@ config), how often training visits that level::
 
 from __future__ import annotations
 
-from common import Table, make_parser, set_threads, write_rows
+from common import Table, completion_parser, completion_validation, set_threads, write_rows
 
 
 def build_parser():
-    parser = make_parser(
-        __doc__,
-        "config", "model", "seed", "threads", "json",
-        config={"default": "configs/completion/default-completion.json",
-                "help": "stage-2 training config whose validation windows (and training noise) to use (default: %(default)s)"},
-        model={"default": "default-completion", "help": "stage-2 diffusion model (name or folder)"},
-    )
+    parser = completion_parser(__doc__, "stage-2 diffusion model (name or folder)")
     parser.add_argument("--twin", default="default-completion-regression", help="the one-step twin to compare with")
-    parser.add_argument("--cache", default="runs/cache-completion", help="crop cache folder of stage-2 training")
     parser.add_argument("--sigmas", type=float, nargs="+", default=[0.05, 0.2, 0.5, 1.0, 2.0, 5.0, 20.0, 80.0])
     parser.add_argument("--guidance", type=float, default=1.5, help="the second guided column's scale")
     return parser
@@ -44,10 +37,9 @@ def main() -> None:
     from amodal.checkpoints.registry import load_completer
     from amodal.completion.model import build_condition
     from amodal.diffusion import CFGDenoiser
-    from amodal.training.completion import CompletionTrainConfig, hidden_psnr, open_crop_pool, validation_batch
+    from amodal.training.completion import hidden_psnr
 
-    config = CompletionTrainConfig.from_json(args.config)
-    batch = validation_batch(open_crop_pool(config, "val", args.cache, progress=False), config.data)
+    config, batch = completion_validation(args.config, args.cache)
     model, twin = load_completer(args.model), load_completer(args.twin)
     cond = build_condition(batch.modal_rgb, batch.amodal, batch.modal)
     x0 = batch.target * 2.0 - 1.0

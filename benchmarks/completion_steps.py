@@ -16,18 +16,11 @@ The best Top-1 setting is what a model's config records as ``sampling_steps`` / 
 
 from __future__ import annotations
 
-from common import Table, make_parser, set_threads, write_rows
+from common import Table, completion_parser, completion_validation, set_threads, write_rows
 
 
 def build_parser():
-    parser = make_parser(
-        __doc__,
-        "config", "model", "seed", "threads", "json",
-        config={"default": "configs/completion/default-completion.json",
-                "help": "stage-2 training config whose validation windows to use (default: %(default)s)"},
-        model={"default": "default-completion", "help": "completion model (name or folder)"},
-    )
-    parser.add_argument("--cache", default="runs/cache-completion", help="crop cache folder of stage-2 training")
+    parser = completion_parser(__doc__, "completion model (name or folder)")
     parser.add_argument("--steps", type=int, nargs="+", default=[2, 4, 8, 25], help="Euler step counts")
     parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 1.5], help="CFG scales")
     parser.add_argument("--samples", type=int, default=3, help="samples per window (Top-k and spread)")
@@ -41,10 +34,9 @@ def main() -> None:
     import torch
 
     from amodal.checkpoints.registry import load_completer
-    from amodal.training.completion import CompletionTrainConfig, hidden_psnr, open_crop_pool, validation_batch
+    from amodal.training.completion import hidden_psnr
 
-    config = CompletionTrainConfig.from_json(args.config)
-    batch = validation_batch(open_crop_pool(config, "val", args.cache, progress=False), config.data)
+    config, batch = completion_validation(args.config, args.cache)
     model = load_completer(args.model)
     hidden = (batch.amodal * (1 - batch.modal)) > 0.5
     copy = float(np.nanmean(hidden_psnr(batch.modal_rgb, batch).numpy()))
