@@ -227,7 +227,8 @@ def test_eval_completion_one_method_with_ground_truth_masks(amodal, split, tmp_p
     assert METRIC_KEYS <= set(metrics) and "top_k" not in metrics
     assert metrics["method"] == "temporal" and metrics["masks"] == "gt" and metrics["task"] == "completion"
     assert metrics["occluded_frames"] > 0 and metrics["psnr_occ"] > 0 and metrics["swd_occ"] > 0
-    assert set(metrics["skipped"]) == {"lpips", "fvd"} and "no local weights" in metrics["skipped"]["lpips"]
+    assert set(metrics["skipped"]) == {"lpips", "fvd"} and "fvd" not in metrics
+    assert "no local weights" in metrics["skipped"]["lpips"] and "--fvd-weights" in metrics["skipped"]["fvd"]
     report = (out / "report.md").read_text()
     assert "| temporal |" in report and "psnr_occ by visible fraction" in report
     assert {p.name for p in out.iterdir()} >= {"frames.csv", "report.md", "metrics.json",

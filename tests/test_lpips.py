@@ -97,7 +97,7 @@ def test_lpips_loading_is_strict_and_never_unpickles(tmp_path):
         load_lpips(tmp_path / "nowhere")
 
 
-def test_eval_adds_lpips_occ_with_local_weights_and_refuses_fvd(tmp_path, capsys):
+def test_eval_adds_lpips_occ_with_local_weights_and_checks_fvd_weights(tmp_path, capsys):
     from amodal.cli import main
     from amodal.data.synth import SynthConfig, SynthSplit, write_split
 
@@ -111,8 +111,11 @@ def test_eval_adds_lpips_occ_with_local_weights_and_refuses_fvd(tmp_path, capsys
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"temporal", "copy-modal"}
     for row in metrics.values():
-        assert row["lpips_occ"] > 0 and "lpips" not in row["skipped"] and "fvd" in row["skipped"]
+        assert row["lpips_occ"] > 0 and "lpips" not in row["skipped"]
+        assert "fvd" not in row and "no local weights" in row["skipped"]["fvd"]
     capsys.readouterr()
+    # LPIPS weights are not I3D weights: refused in one line, naming what is missing (tests/test_fvd.py runs FVD).
     assert main(["eval", "--task", "completion", "--dataset", "synthetic", "--data", str(data), "--method", "temporal",
                  "--fvd-weights", str(weights), "--out", str(tmp_path / "o2")]) == 2
-    assert "FVD" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("amodal: error:") and "not Kinetics-400 InceptionI3d weights" in err and "Conv3d_1a_7x7" in err

