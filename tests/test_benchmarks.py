@@ -32,7 +32,7 @@ HELP = {
     "completion_propagation.py": ["--data", "--split", "--limit", "--json"],
     "bench_synth.py": ["--clips", "--seed", "--config", "--write", "--workers"],
     "noise_levels.py": ["--config", "--model", "--sigmas", "--seed", "--threads", "--cache", "--json"],
-    "sampling_drift.py": ["--config", "--model", "--steps", "--guidance", "--seed", "--threads", "--cache", "--json"],
+    "sampling_drift.py": ["--config", "--model", "--steps", "--guidance", "--sigma-min", "--samples", "--seed", "--threads", "--cache", "--json"],
     "stage1.py": [
         "--data", "--split", "--limit", "--model", "--regression", "--steps", "--guidance", "--samples",
         "--vote", "--only", "--seed", "--threads", "--out",

@@ -124,8 +124,8 @@ def test_loading_is_strict_and_never_unpickles(weights, tmp_path):
 
 # ----------------------------------------------------------------------------- windows and features
 def test_windows_cover_every_frame_and_short_clips_repeat_their_last_frame():
-    assert fvd.window_starts(16) == [0] and fvd.window_starts(5) == [0]
-    assert fvd.window_starts(32) == [0, 16] and fvd.window_starts(40) == [0, 16, 24]
+    assert fvd.fvd_window_starts(16) == [0] and fvd.fvd_window_starts(5) == [0]
+    assert fvd.fvd_window_starts(32) == [0, 16] and fvd.fvd_window_starts(40) == [0, 16, 24]
     video = np.arange(5, dtype=np.uint8)[:, None, None, None] * np.ones((5, 2, 3, 3), np.uint8)
     windows = fvd.video_windows(video)
     assert windows.shape == (1, 16, 2, 3, 3)

@@ -10,6 +10,7 @@ import pytest
 from amodal import Clip, InputError
 from amodal.data.io.rle import decode
 from amodal.data.synth import CATEGORIES, SynthConfig, generate_clip
+from amodal.data.synth.config import RIGID_CLASSES
 from amodal.data.synth.dataset import clip_annotations, depth_to_png, visibility_histogram
 from amodal.data.synth.render import camera_rays, render_background, render_scene
 from amodal.data.synth.scene import Camera, Material, Scene, SceneObject, plan_scene
@@ -143,7 +144,7 @@ def test_nonconvex_classes_are_nonconvex(name, pose, low, high):
     assert low < _hull_ratio(mask) < high
 
 
-@pytest.mark.parametrize("name", list(CATEGORIES))
+@pytest.mark.parametrize("name", list(RIGID_CLASSES))
 def test_support_and_bounds_enclose_the_shape(name):
     shape = make_shape(name, 0.5, np.random.Generator(np.random.PCG64(1)))
     radius = bounding_radius(shape)

@@ -283,3 +283,63 @@ def test_infinite_share_trains_at_the_regression_inputs(tiny_world):
         infinite = [loss(config.replace(infinite_share=1.0), seed) for seed in (0, 1)]
     assert abs(finite[0] - finite[1]) > 1e-4
     assert abs(infinite[0] - infinite[1]) < 1e-6
+
+
+def test_guidance_distillation_learns_the_guided_estimate(tiny_world, tmp_path):
+    """A student equal to its teacher is at the loss minimum for guidance 1 and pulled away for guidance > 1;
+    a short run lowers the loss, and the teacher's condition layout is checked."""
+    from amodal.segmentation.model import build_segmenter, null_condition
+    from amodal.training.loop import distillation_teacher
+    from amodal.training.objective import distillation_loss
+
+    values = tiny_config(tiny_world, model=LOGIT_SELF_CONDITIONED, steps=2, checkpoint_every=2)
+    teacher_run = train_segmentation(TrainConfig.from_dict(values), tmp_path / "teacher", progress=False)
+    values = dict(values, distill_from=str(teacher_run.model_dir), init_from=str(teacher_run.model_dir),
+                  cond_noise=0.0, depth_dropout=0.0, self_condition_rate=0.0)
+    config = TrainConfig.from_dict(values)
+    teacher = distillation_teacher(config)
+    assert not any(p.requires_grad for p in teacher.parameters())
+    student = load_segmenter(teacher_run.model_dir)
+    randomize(student)
+    randomize(teacher)
+    teacher.load_state_dict(student.state_dict())
+    pool = open_pool(config.data, "train", 16, 32, tiny_world["cache"], progress=False)
+    batch = WindowSampler(pool, config.data, num_frames=4, seed=0).batch(0, 0, 2)
+
+    def gradient_norm(guidance: float) -> float:
+        student.zero_grad()
+        loss = distillation_loss(student, teacher, batch, config.replace(distill_guidance=guidance), torch.Generator().manual_seed(0))
+        loss.backward()
+        return float(sum((p.grad**2).sum() for p in student.parameters() if p.grad is not None) ** 0.5)
+
+    assert gradient_norm(1.0) < 1e-5 < gradient_norm(3.0)
+    # The guided target itself: D_u + w (D_c - D_u), mapped to a probability and clipped.
+    x = torch.zeros(1, 4, 1, 16, 32)
+    cond = torch.ones(1, 4, 3, 16, 32)  # modal, depth, depth flag (the tiny model has no priors)
+    with torch.no_grad():
+        d_u, d_c = teacher(torch.cat([x, x]), torch.full((2,), 1.0), torch.cat([null_condition(cond), cond])).chunk(2)
+    assert d_u.shape == d_c.shape == x.shape
+
+    run = train_segmentation(config.replace(steps=4, checkpoint_every=4), tmp_path / "student", progress=False)
+    assert load_segmenter(run.model_dir).config == config.model
+    other = values | {"model": {**LOGIT_SELF_CONDITIONED, "self_condition": False}, "init_from": ""}
+    other["model"]["backbone"] = {**LOGIT_SELF_CONDITIONED["backbone"], "cond_channels": 3}
+    with pytest.raises(InputError, match="teacher's condition"):
+        distillation_teacher(TrainConfig.from_dict(other))
+    with pytest.raises(InputError, match="distill_from needs a diffusion"):
+        regression = {**values["model"], "objective": "regression", "parameterization": "vpred", "self_condition": False}
+        regression["backbone"] = {**regression["backbone"], "cond_channels": 3}
+        TrainConfig.from_dict(values | {"model": regression})
+
+
+def test_export_records_a_measured_sampling_setting(tiny_world, tmp_path):
+    run = tmp_path / "run"
+    train_segmentation(TrainConfig.from_dict(tiny_config(tiny_world, steps=2, checkpoint_every=2)), run, progress=False)
+    assert main(["train", "export", str(run), "--out", str(tmp_path / "m"), "--sampling-steps", "1", "--sampling-guidance", "2"]) == 0
+    model = load_segmenter(tmp_path / "m")
+    assert (model.default_steps, model.default_guidance) == (1, 2.0)
+    assert main(["train", "export", str(run), "--out", str(tmp_path / "m2"), "--sampling-steps", "0"]) == 2
+    assert not (tmp_path / "m2").exists()
+    twin = tmp_path / "twin"
+    train_segmentation(TrainConfig.from_dict(tiny_config(tiny_world, model={"objective": "regression"}, steps=2, checkpoint_every=2)), twin, progress=False)
+    assert main(["train", "export", str(twin), "--out", str(tmp_path / "m3"), "--sampling-steps", "1"]) == 2

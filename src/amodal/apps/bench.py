@@ -22,6 +22,7 @@ class BenchResult:
     depth: bool  # whether depth was given
     steps: int  # denoising steps (one-step models ignore it)
     guidance: float  # CFG scale; > 1 doubles the batch of each step
+    iterative: bool  # whether steps and guidance apply (False: a one-step regression model)
     repeats: int  # timed calls (after one warm-up call)
     sec_per_window: float  # median wall time of one sample() call
     sec_per_frame: float  # sec_per_window / num_frames
@@ -114,6 +115,7 @@ def benchmark(
         depth=depth,
         steps=steps,
         guidance=float(guidance),
+        iterative=bool(getattr(model, "iterative", True)),
         repeats=repeats,
         sec_per_window=median,
         sec_per_frame=median / model.num_frames,

@@ -8,6 +8,7 @@ EXAMPLE = """\
   amodal bench                                   # the default model at its own best sampling settings
   amodal bench --model default --steps 1 2 4 8 25 --json bench.json
   amodal bench --model default-regression
+  amodal bench --model default --against default-regression   # the default's cost as a ratio to its twin's, one run
   amodal bench --model runs/default/model --no-depth
   amodal bench --video-frames 25 1000            # peak memory of `amodal segment` on 25- and 1,000-frame videos
   amodal bench --model default-completion        # the stage-2 model on one native window
@@ -22,6 +23,10 @@ def register(subparsers) -> None:
     parser.add_argument("--model", default="default", help="a bundled model name (default, default-regression, default-completion, ...) or a model folder of either stage")
     parser.add_argument("--steps", type=int, nargs="+", default=[None], help="denoising steps, one run per value (default: the model's own best, from its config)")
     parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale, >1 doubles the batch (default: the model's own best, from its config)")
+    parser.add_argument(
+        "--against", default=None, metavar="MODEL",
+        help="also time this model (at its own settings) before and after, and report each --model setting as a ratio to it",
+    )
     parser.add_argument("--no-depth", action="store_true", help="run mask-only (no depth input)")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per setting (median reported)")
     parser.add_argument("--device", default="cpu", help="torch device")
@@ -60,17 +65,29 @@ def _bench(args) -> int:
         torch.set_num_threads(args.threads)
     if args.system:
         return _bench_system(args)
-    results = []
-    for steps in args.steps:
-        r = benchmark(
-            args.model, steps=steps, guidance=args.guidance, depth=not args.no_depth, repeats=args.repeats, device=args.device
-        )
-        results.append(r.to_dict())
+    def measure(model, steps, guidance):
+        r = benchmark(model, steps=steps, guidance=guidance, depth=not args.no_depth, repeats=args.repeats, device=args.device)
+        settings = f"steps={r.steps} guidance={r.guidance:g} " if r.iterative else "one pass "
         print(
-            f"{r.model}: {r.num_frames}x{r.height}x{r.width} steps={r.steps} guidance={r.guidance:g} "
+            f"{r.model}: {r.num_frames}x{r.height}x{r.width} {settings}"
             f"depth={'yes' if r.depth else 'no'}: {r.sec_per_frame:.4f} s/frame "
             f"({r.sec_per_window:.3f} s/window), peak RSS {r.peak_rss_mib:.0f} MiB, {r.threads} threads"
         )
+        return r.to_dict()
+
+    results = []
+    reference = [measure(args.against, None, None)] if args.against else []
+    for steps in args.steps:
+        results.append(measure(args.model, steps, args.guidance))
+    if args.against:
+        # Timed before and after: machine load drifts, and the mean of both is the fairer yardstick.
+        reference.append(measure(args.against, None, None))
+        base = sum(r["sec_per_frame"] for r in reference) / len(reference)
+        for r in results:
+            r["ratio_to_against"] = r["sec_per_frame"] / base
+            r["against"] = args.against
+            print(f"{r['model']} steps={r['steps']}: {r['ratio_to_against']:.2f}x the time per frame of {args.against}")
+        results += [{**r, "role": "against"} for r in reference]
     if args.json:
         write_json(args.json, results)
     return 0

@@ -12,6 +12,7 @@ EXAMPLE = """\
   amodal train segmentation --config configs/finetune-default.json --out runs/finetune   # from the bundled weights
   accelerate launch -m amodal train segmentation --config configs/default.json --out runs/default
   amodal train export runs/default --out my_model   # EMA weights of the newest checkpoint
+  amodal train export runs/default --out my_model --sampling-steps 1   # and its measured best steps as the default
   amodal train segmentation --config configs/default.json --out runs/default --stop-at 500   # first 500 steps only
   amodal train completion --config configs/completion/default-completion.json --out runs/default-completion --threads 1
   # configs/README.md: the recipes; configs/curriculum/README.md: how the bundled models were trained
@@ -46,6 +47,10 @@ def register(subparsers) -> None:
     export.add_argument("--out", required=True, help="model folder to write (config.json + model.safetensors)")
     add_overwrite(export)
     export.add_argument("--checkpoint", default=None, help="a specific checkpoint folder (default: the newest)")
+    export.add_argument("--sampling-steps", type=int, default=None, metavar="N",
+                        help="diffusion models: record N as the model's default steps (its measured best; default: the run's config)")
+    export.add_argument("--sampling-guidance", type=float, default=None, metavar="G",
+                        help="diffusion models: record G as the model's default guidance (default: the run's config)")
     export.set_defaults(func=_export)
 
 
@@ -107,8 +112,8 @@ def _export(args) -> int:
     if output_command(Path(args.run)) == "train completion":
         from amodal.training.completion import export_completion
 
-        out = export_completion(args.run, args.out, args.checkpoint)
+        out = export_completion(args.run, args.out, args.checkpoint, args.sampling_steps, args.sampling_guidance)
     else:
-        out = export_checkpoint(args.run, args.out, args.checkpoint)
+        out = export_checkpoint(args.run, args.out, args.checkpoint, args.sampling_steps, args.sampling_guidance)
     print(f"exported {out}")
     return 0

@@ -137,6 +137,11 @@ class _CompleterBase(nn.Module):
         return self.config.margin
 
     @property
+    def iterative(self) -> bool:
+        """Whether sampling steps and guidance apply (a one-step regression model ignores both)."""
+        return self.config.objective == "diffusion"
+
+    @property
     def default_steps(self) -> int:
         return self.config.sampling_steps
 

@@ -216,28 +216,28 @@ def load_i3d(path: str | os.PathLike, device: str | torch.device = "cpu") -> Inc
 
 
 # ----------------------------------------------------------------------------- features
-def window_starts(num_frames: int, length: int = FVD_FRAMES) -> list[int]:
+def fvd_window_starts(num_frames: int, length: int = FVD_FRAMES) -> list[int]:
     """First frames of the windows of a ``num_frames`` video: every ``length`` frames, plus one ending at the last frame.
 
-    A video shorter than ``length`` gives ``[0]`` (one window, padded by :func:`video_windows`).
+    The stream windows of :func:`amodal.data.windows.window_starts` without overlap; a video
+    shorter than ``length`` gives ``[0]`` (one window, padded by :func:`video_windows`).
     """
+    from amodal.data.windows import window_starts
+
     if num_frames < 1:
         raise InputError("FVD needs videos of at least one frame")
-    if num_frames <= length:
-        return [0]
-    starts = list(range(0, num_frames - length + 1, length))
-    return starts if starts[-1] == num_frames - length else starts + [num_frames - length]
+    return window_starts(num_frames, length)
 
 
 def video_windows(video: np.ndarray, length: int = FVD_FRAMES) -> np.ndarray:
-    """``(n, length, H, W, 3)`` windows of one ``(T, H, W, 3)`` video (:func:`window_starts`), short videos padded
+    """``(n, length, H, W, 3)`` windows of one ``(T, H, W, 3)`` video (:func:`fvd_window_starts`), short videos padded
     by repeating their last frame."""
     video = np.asarray(video)
     if video.ndim != 4 or video.shape[-1] != 3:
         raise InputError(f"FVD takes (T, H, W, 3) RGB videos, got shape {video.shape}")
     if len(video) < length:
         video = np.concatenate([video, np.repeat(video[-1:], length - len(video), axis=0)])
-    return np.stack([video[s : s + length] for s in window_starts(len(video), length)])
+    return np.stack([video[s : s + length] for s in fvd_window_starts(len(video), length)])
 
 
 def _to_i3d_input(windows: np.ndarray, size: int, device) -> torch.Tensor:
@@ -256,7 +256,7 @@ def i3d_features(model: InceptionI3d, videos: Iterable[np.ndarray], size: int = 
     """``(N, 400) float64`` FVD features of every window of every video (module docstring), in order.
 
     Args:
-        videos: ``(T, H, W, 3) uint8`` videos; each gives ``len(window_starts(T))`` rows.
+        videos: ``(T, H, W, 3) uint8`` videos; each gives ``len(fvd_window_starts(T))`` rows.
         size: side of the square frames the network sees; :data:`I3D_SIZE` for numbers that mean anything
             (smaller only in quick tests).
         length: frames per window, at least :data:`I3D_MIN_FRAMES`.

@@ -356,6 +356,35 @@ def sailvos_summary(iou: np.ndarray, occ_iou: np.ndarray, occ_gt: np.ndarray) ->
     }
 
 
+def visible_harm(iou: np.ndarray, fully_visible: np.ndarray) -> dict:
+    """What a method does to objects that nothing hides ("do no harm"), from SAIL-VOS frame scores.
+
+    On a fully visible frame the amodal truth is the modal mask and the scored prediction
+    contains it (the protocol unions it with the modal mask), so the full-mask IoU is
+    ``|amodal| / |prediction|`` and the false amodal area, as a share of the object's area, is
+    exactly ``1 / iou - 1``.
+
+    Args:
+        iou: ``(N,) float64`` per-frame full-mask IoU.
+        fully_visible: ``(N,) bool``, frames whose object is entirely visible.
+
+    Returns:
+        ``visible_miou``: mean IoU over fully visible frames (1.0 = left alone);
+        ``visible_false_area``: mean false amodal area over them (0.0 = left alone); a few tiny
+        objects, where a pixel is a large share, can dominate it, so also
+        ``visible_false_area_median``;
+        ``frames_visible``: how many; means of no frames are ``nan``.
+    """
+    iou, fully_visible = np.asarray(iou, float), np.asarray(fully_visible, bool)
+    seen = iou[fully_visible]
+    return {
+        "visible_miou": _mean(seen),
+        "visible_false_area": _mean(1.0 / np.maximum(seen, EPS) - 1.0),
+        "visible_false_area_median": float(np.median(1.0 / np.maximum(seen, EPS) - 1.0)) if seen.size else float("nan"),
+        "frames_visible": int(fully_visible.sum()),
+    }
+
+
 def _mean(values: np.ndarray) -> float:
     return float(np.mean(values)) if values.size else float("nan")
 

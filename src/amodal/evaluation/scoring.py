@@ -197,7 +197,9 @@ def summarize(kind: str, table: FrameTable, k: int = 1) -> dict:
     choice = choose_samples(table, k)[table["scored"]]
     table = table.take(table["scored"])
     if protocol == "sailvos":
-        return metrics.sailvos_summary(_pick(table["iou"], choice), _pick(table["occ_iou"], choice), table["occ_gt"])
+        iou = _pick(table["iou"], choice)
+        return {**metrics.sailvos_summary(iou, _pick(table["occ_iou"], choice), table["occ_gt"]),
+                **metrics.visible_harm(iou, table["visible_fraction"] >= 1.0)}
     if protocol == "tao":
         return metrics.tao_summary(_pick(table["iou"], choice))
     groups = table.group_ids()

@@ -208,6 +208,11 @@ class _SegmenterBase(nn.Module):
         return self.config.threshold
 
     @property
+    def iterative(self) -> bool:
+        """Whether sampling steps and guidance apply (a one-step regression model ignores both)."""
+        return self.config.objective == "diffusion"
+
+    @property
     def default_steps(self) -> int:
         return self.config.sampling_steps
 

@@ -467,7 +467,13 @@ def _initial_state(name_or_path: str, config: CompleterConfig) -> dict[str, torc
     return start.backbone.state_dict()
 
 
-def export_completion(run_dir: str | Path, out: str | Path, checkpoint: str | Path | None = None) -> Path:
+def export_completion(
+    run_dir: str | Path,
+    out: str | Path,
+    checkpoint: str | Path | None = None,
+    sampling_steps: int | None = None,  # record a measured best setting in the model's config; None = the run's
+    sampling_guidance: float | None = None,
+) -> Path:
     """Export the EMA weights of a completion run's newest (or the given) checkpoint as a model folder."""
     from amodal.checkpoints.safetensors import load_state_strict, read_safetensors
     from amodal.training.checkpoint import list_checkpoints
@@ -481,5 +487,7 @@ def export_completion(run_dir: str | Path, out: str | Path, checkpoint: str | Pa
         checkpoint = found[-1]
     model = build_completer(config.model)
     load_state_strict(model.backbone, read_safetensors(Path(checkpoint) / "ema.safetensors"), str(checkpoint))
-    save_completer(out, config.model, model.backbone.state_dict())
+    from amodal.training.loop import with_sampling
+
+    save_completer(out, with_sampling(config.model, sampling_steps, sampling_guidance), model.backbone.state_dict())
     return Path(out)

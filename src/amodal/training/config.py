@@ -56,6 +56,11 @@ class DataConfig:
     # costs a quarter of a 64x128 frame: a cheap curriculum stage before
     # fine-tuning on whole frames. Validation always uses whole frames.
     crop: tuple[int, ...] = ()
+    # Share of training windows whose object gets occluders painted over it
+    # (amodal.data.occlude: bars, discs, panels that hide it entirely, static boxes, flat
+    # shapes), which cut its modal mask and leave the depth as it was: occlusions with no
+    # depth cue and no occluder mask, as in real footage where the occluder is not annotated.
+    painted_share: float = 0.0
     # Folder for the cached native-size pools ("" = the run folder's data/); runs
     # with the same data settings (a model and its regression twin) can share one.
     cache_dir: str = ""
@@ -69,6 +74,8 @@ class DataConfig:
             raise InputError(f"data.train_clips and data.val_clips must be >= 1, got {self.train_clips}, {self.val_clips}")
         if not 0.0 <= self.occluded_share <= 1.0:
             raise InputError(f"data.occluded_share must be in [0, 1], got {self.occluded_share}")
+        if not 0.0 <= self.painted_share <= 1.0:
+            raise InputError(f"data.painted_share must be in [0, 1], got {self.painted_share}")
         if self.crop and (len(self.crop) != 2 or min(self.crop) < 1):
             raise InputError(f"data.crop must be [] or [height, width], got {list(self.crop)}")
 
@@ -120,6 +127,14 @@ class TrainConfig:
     # Share of windows whose self-conditioning input is the model's own first estimate
     # (no gradient through it) instead of zeros; only for models with self_condition.
     self_condition_rate: float = 0.5
+    # Guidance distillation (Meng et al., "On Distillation of Guided Diffusion Models", 2023):
+    # a diffusion model folder or bundled name whose *guided* estimate, at scale
+    # distill_guidance, this diffusion model learns to give in one conditional pass, at every
+    # noise level. The distilled model then samples with guidance 1: half the network
+    # evaluations for the same answer. "" = ordinary training. The teacher must have this
+    # run's condition layout (priors, self-conditioning) and the "logit" parameterisation.
+    distill_from: str = ""
+    distill_guidance: float = 1.5
     # Extra loss weight on hidden pixels (amodal and not modal): they are a few
     # percent of the frame but the whole point of the task.
     hidden_weight: float = 0.0
@@ -153,6 +168,10 @@ class TrainConfig:
         for name in ("cond_dropout", "depth_dropout", "ema_decay", "lr_final_ratio", "self_condition_rate", "infinite_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.distill_from and (self.model.objective != "diffusion" or self.model.parameterization != "logit"):
+            raise InputError("distill_from needs a diffusion model with parameterization 'logit'")
+        if self.distill_guidance < 1.0:
+            raise InputError(f"distill_guidance must be >= 1, got {self.distill_guidance}")
         if self.lr <= 0 or self.p_std <= 0 or self.cond_noise < 0 or self.hidden_weight < 0:
             raise InputError("lr and p_std must be > 0; cond_noise and hidden_weight must be >= 0")
 

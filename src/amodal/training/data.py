@@ -255,8 +255,14 @@ class WindowSampler:
         ok = [frames[s : s + self.num_frames].any() for s in range(last + 1)]
         return np.flatnonzero(ok)
 
-    def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """One window: ``(modal, amodal, depth)`` as ``(T, h, w)`` arrays (depth normalised, or ``None``)."""
+    def draw(
+        self, rng: np.random.Generator, paint_rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """One window: ``(modal, amodal, depth)`` as ``(T, h, w)`` arrays (depth normalised, or ``None``).
+
+        ``paint_rng`` draws the painted occluders (``data.painted_share``) from a stream of its own,
+        so the windows themselves do not depend on that setting.
+        """
         cfg = self.config
         if len(self.occluded_tracks) and rng.random() < cfg.occluded_share:
             track = int(rng.choice(self.occluded_tracks))
@@ -269,6 +275,8 @@ class WindowSampler:
         amodal = _window(self.pool.amodal[track], start, self.num_frames)
         raw = self.pool.depth[int(self.pool.clip_of[track])]
         depth = None if raw is None else normalize_depth(_window(raw, start, self.num_frames))
+        if cfg.painted_share and paint_rng is not None and paint_rng.random() < cfg.painted_share:
+            modal = modal & ~painted_occluders(amodal, int(paint_rng.integers(2**62)))
         if cfg.crop:
             rows, cols = crop_around(amodal, cfg.crop, rng)
             modal, amodal = modal[:, rows, cols], amodal[:, rows, cols]
@@ -285,9 +293,10 @@ class WindowSampler:
     def batch(self, step: int, process: int, size: int) -> Batch:
         """The ``size`` windows of ``step`` for ``process``."""
         rng = step_rng(self.seed, step, process, 0)
+        paint_rng = step_rng(self.seed, step, process, 1)
         modal, amodal, depth, has_depth = [], [], [], []
         for _ in range(size):
-            m, a, d = self.draw(rng)
+            m, a, d = self.draw(rng, paint_rng)
             modal.append(np.ascontiguousarray(m))
             amodal.append(np.ascontiguousarray(a))
             has_depth.append(d is not None)
@@ -298,6 +307,21 @@ class WindowSampler:
             depth=torch.from_numpy(np.stack(depth)),
             has_depth=torch.tensor(has_depth),
         )
+
+
+def painted_occluders(amodal: np.ndarray, seed: int) -> np.ndarray:
+    """``(T, h, w) bool``: the pixels that occluders painted over an object with masks ``amodal (T, h, w)`` cover.
+
+    The events of :func:`amodal.data.occlude.plan_occluders` (the real-shape benchmark's own
+    construction), planned from the object's masks, so they cross it wherever it goes.
+    """
+    from amodal.data.occlude import plan_occluders
+
+    covered = np.zeros(amodal.shape, dtype=bool)
+    for occluder in plan_occluders(amodal, seed=seed):
+        for t in range(occluder.start, occluder.stop):
+            covered[t] |= occluder.mask(t, amodal.shape[1:])
+    return covered
 
 
 def validation_windows(pool: WindowPool, config: DataConfig, num_frames: int) -> Batch:

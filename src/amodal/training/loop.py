@@ -19,6 +19,7 @@ Run folder layout::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -45,7 +46,7 @@ from amodal.training.checkpoint import list_checkpoints, resume_newest, save_che
 from amodal.training.config import TrainConfig
 from amodal.training.data import Batch, WindowSampler, open_pool, validation_windows
 from amodal.training.ema import EMA
-from amodal.training.objective import LOSSES
+from amodal.training.objective import LOSSES, distillation_loss
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,37 @@ def initial_state(path: str | Path, config: SegmenterConfig) -> dict[str, torch.
             f"init_from {path}: its backbone config differs from this run's model.backbone "
             "(only added condition channels are allowed)"
         ) from None
+
+
+def with_sampling(model_config, steps: int | None, guidance: float | None):
+    """``model_config`` with its default sampling steps and guidance replaced where given (validated again)."""
+    changes = {k: v for k, v in (("sampling_steps", steps), ("sampling_guidance", guidance)) if v is not None}
+    if changes and model_config.objective != "diffusion":
+        raise InputError("--sampling-steps and --sampling-guidance are for diffusion models; a one-step model has neither")
+    if steps is not None and steps < 1:
+        raise InputError(f"--sampling-steps must be >= 1, got {steps}")
+    if guidance is not None and guidance < 0:
+        raise InputError(f"--sampling-guidance must be >= 0, got {guidance}")
+    return dataclasses.replace(model_config, **changes) if changes else model_config
+
+
+def distillation_teacher(config: TrainConfig):
+    """The frozen teacher of a guidance-distillation run (``config.distill_from``), checked against the run's model."""
+    found = resolve(config.distill_from, "segmentation", flag="distill_from")
+    if found.kind != OURS:
+        raise InputError(f"distill_from {config.distill_from}: pass a model folder written by `amodal train` or a bundled model name")
+    teacher = load_segmenter_folder(found.path)
+    t, m = teacher.config, config.model
+    if t.objective != "diffusion" or t.parameterization != "logit":
+        raise InputError(f"distill_from {config.distill_from}: the teacher must be a diffusion model with parameterization 'logit'")
+    if (t.priors, t.uses_depth, t.self_condition) != (m.priors, m.uses_depth, m.self_condition):
+        raise InputError(
+            f"distill_from {config.distill_from}: the teacher's condition (priors {list(t.priors)}, depth {t.uses_depth}, "
+            f"self-conditioning {t.self_condition}) differs from this run's model"
+        )
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher.eval()
 
 
 def learning_rate_factor(step: int, config: TrainConfig) -> float:
@@ -229,6 +261,9 @@ def train_segmentation(
         if config.init_from:
             load_state_strict(model.backbone, initial_state(config.init_from, mcfg), config.init_from)
         loss_fn = LOSSES[mcfg.objective]
+        if config.distill_from:
+            teacher = distillation_teacher(config).to(accelerator.device)
+            loss_fn = lambda m, batch, config, generator: distillation_loss(m, teacher, batch, config, generator)  # noqa: E731
         return Task(
             name=mcfg.objective,
             command="train segmentation",
@@ -367,7 +402,13 @@ def run_training(build: Callable, config, out_dir: str | Path, *, stop_at: int |
     return TrainResult(out_dir, step, model_dir)
 
 
-def export_checkpoint(run_dir: str | Path, out: str | Path, checkpoint: str | Path | None = None) -> Path:
+def export_checkpoint(
+    run_dir: str | Path,
+    out: str | Path,
+    checkpoint: str | Path | None = None,
+    sampling_steps: int | None = None,  # record a measured best setting in the model's config; None = the run's
+    sampling_guidance: float | None = None,
+) -> Path:
     """Export the EMA weights of a run's newest (or the given) checkpoint as a model folder."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
@@ -383,5 +424,5 @@ def export_checkpoint(run_dir: str | Path, out: str | Path, checkpoint: str | Pa
     state = read_safetensors(Path(checkpoint) / "ema.safetensors", fix="pick another checkpoint with --checkpoint")
     model = build_segmenter(config.model)
     load_state_strict(model.backbone, state, str(Path(checkpoint) / "ema.safetensors"))
-    save_segmenter(out, config.model, model.backbone.state_dict())
+    save_segmenter(out, with_sampling(config.model, sampling_steps, sampling_guidance), model.backbone.state_dict())
     return Path(out)

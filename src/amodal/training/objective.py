@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from amodal.diffusion import append_dims, sample_training_sigmas
 from amodal.diffusion.loss import loss_weight
-from amodal.segmentation.model import build_condition
+from amodal.segmentation.model import build_condition, null_condition
 from amodal.training.config import INFINITE_SIGMA, TrainConfig
 from amodal.training.data import Batch
 
@@ -83,6 +83,46 @@ def diffusion_loss(model, batch: Batch, config: TrainConfig, generator: torch.Ge
     else:
         denoised = model(x, sigma, cond, self_cond)
         loss = append_dims(loss_weight(sigma, mcfg.sigma_data), x0.ndim) * (denoised.float() - x0) ** 2
+    return (loss * weights).mean()
+
+
+def distillation_loss(model, teacher, batch: Batch, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """Mean guidance-distillation loss of one batch: the model's logits against the teacher's guided estimate.
+
+    The noise levels, noisy inputs, condition augmentations and self-conditioning are those of
+    :func:`diffusion_loss`, except that the condition is never dropped (the distilled model has
+    no unconditional branch to serve). ``teacher`` (frozen) gives, on the same inputs,
+    ``D = D_uncond + w (D_cond - D_uncond)`` with ``w = config.distill_guidance``, each branch
+    seeing the same self-conditioning input; the target probability is ``(D + 1) / 2`` clipped to
+    ``[0, 1]`` (guidance may overshoot the mask range; the clip changes no binarised answer of a
+    one-step sample), and the loss is the binary cross-entropy of the model's logits against it.
+    Returns a scalar tensor.
+    """
+    device = next(model.parameters()).device
+    cond = augment_condition(batch, config, generator, drop_condition=False)
+    x0 = batch.amodal[:, :, None] * 2.0 - 1.0  # (B, T, 1, H, W) in {-1, 1}
+    sigma = sample_training_sigmas(x0.shape[0], config.p_mean, config.p_std, generator=generator)
+    if config.infinite_share > 0:
+        sigma = torch.where(torch.rand(x0.shape[0], generator=generator) < config.infinite_share, INFINITE_SIGMA, sigma)
+    noise = torch.randn(x0.shape, generator=generator)
+    weights = pixel_weights(batch, config.hidden_weight)
+    x0, sigma, noise, cond, weights = (t.to(device) for t in (x0, sigma, noise, cond, weights))
+    x = x0 + append_dims(sigma, x0.ndim) * noise
+    self_cond = torch.zeros_like(x)
+    if config.model.self_condition:
+        chosen = torch.nonzero(torch.rand(x0.shape[0], generator=generator) < config.self_condition_rate)[:, 0].to(device)
+        if chosen.numel():
+            with torch.no_grad():
+                self_cond[chosen] = model(x[chosen], sigma[chosen], cond[chosen]).float().detach()
+    with torch.no_grad():
+        both = teacher(
+            torch.cat([x, x]), torch.cat([sigma, sigma]), torch.cat([null_condition(cond), cond]),
+            torch.cat([self_cond, self_cond]) if teacher.config.self_condition else None,
+        ).float()
+        d_uncond, d_cond = both.chunk(2)
+        target = ((d_uncond + config.distill_guidance * (d_cond - d_uncond) + 1.0) / 2.0).clamp(0.0, 1.0)
+    logits = model(x, sigma, cond, self_cond if config.model.self_condition else None, logits=True).float()
+    loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     return (loss * weights).mean()
 
 

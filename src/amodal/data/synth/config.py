@@ -25,7 +25,15 @@ CATEGORIES: dict[str, int] = {
     "torus": 7,
     "l_shape": 8,
     "u_shape": 9,
+    # Articulated and non-rigid figures (amodal.data.synth.figures): limbs that swing, necks
+    # that dip, bodies that arch and swell, so silhouettes change over a clip as real ones do.
+    "person": 10,
+    "animal": 11,  # four-legged, with neck, head and tail
+    "worm": 12,  # a chain of capsules lifted by a travelling wave
+    "blob": 13,  # lobes that drift about a core and swell
 }
+RIGID_CLASSES: tuple[str, ...] = tuple(CATEGORIES)[:9]  # the solids; the default world draws only these
+ARTICULATED_CLASSES: tuple[str, ...] = tuple(CATEGORIES)[9:]
 CATEGORY_NAMES: dict[int, str] = {v: k for k, v in CATEGORIES.items()}
 
 # Procedural textures, evaluated in object-local (or ground/backdrop) coordinates.
@@ -45,7 +53,10 @@ class SynthConfig:
     num_frames: int = 24  # frames per clip, as in Kubric MOVi (24 frames)
     fps: float = 12.0  # frame rate; MOVi's 12 fps, also sets the physical time step of the motion
     num_objects: tuple[int, int] = (2, 5)  # inclusive range of objects per clip; 2 is the least that can occlude
-    shape_classes: tuple[str, ...] = tuple(CATEGORIES)  # classes to draw from (uniformly); see CATEGORIES
+    # Classes to draw from (uniformly); see CATEGORIES. The default keeps the rigid solids of the
+    # world's first version (the synthetic test split of docs/results.md); configs/synth/articulated.json
+    # adds the figures.
+    shape_classes: tuple[str, ...] = RIGID_CLASSES
     object_scale: tuple[float, float] = (0.3, 0.6)  # object half-size range; 0.3-0.6 fills 5-20% of the frame width
     occlusion_rate: float = 0.6  # chance that each object after the first is steered across the line of sight to an earlier one
     full_occlusion_rate: float = 0.5  # chance that such a crossing is planned to hide its target completely for a stretch

@@ -239,10 +239,11 @@ def render_object(scene: Scene, index: int, dirs: np.ndarray, max_steps: int) ->
     last = np.full(len(t_ray), np.inf, dtype=np.float32)
     active = np.arange(len(t_ray))
     ao, ad, at, af = o, d, t_ray.copy(), t_far
+    articulated = obj.shape.articulated  # its parts move: every point needs its frame
     for _ in range(max_steps):
         if active.size == 0:
             break
-        dist = sdf(obj.shape, ao + at * ad)
+        dist = sdf(obj.shape, ao + at * ad, frame_of[active] if articulated else None)
         done = dist < 0.25 * pixel_angle * at
         hit[active[done]] = True
         t_ray[active[done]] = at[done]
@@ -256,7 +257,7 @@ def render_object(scene: Scene, index: int, dirs: np.ndarray, max_steps: int) ->
 
     ray_ids, frame_of, o, d, t_ray = ray_ids[hit], frame_of[hit], o[:, hit], d[:, hit], t_ray[hit]
     local = o + t_ray * d  # (3, N)
-    normal_local = _normal(obj.shape, local)
+    normal_local = _normal(obj.shape, local, frame_of if articulated else None)
     # World normal n = R n_local; shading needs only n . light = n_local . (R^T light).
     light_local = np.einsum("tji,j->ti", obj.rotation, scene.light).astype(np.float32)[frame_of]  # (N, 3)
     facing = np.einsum("in,ni->n", normal_local, light_local)
@@ -268,13 +269,13 @@ def render_object(scene: Scene, index: int, dirs: np.ndarray, max_steps: int) ->
     return ray_ids, z.astype(np.float32), color
 
 
-def _normal(shape, p: np.ndarray) -> np.ndarray:
+def _normal(shape, p: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
     """Unit outward normals ``(3, N) float32`` at points ``p (3, N)``, from the SDF gradient (tetrahedral differences)."""
     h = np.float32(1e-3)
     grad = np.zeros_like(p)
     for k in ((1, -1, -1), (-1, -1, 1), (-1, 1, -1), (1, 1, 1)):
         k = np.asarray(k, dtype=np.float32)[:, None]
-        grad += k * sdf(shape, p + h * k)[None]
+        grad += k * sdf(shape, p + h * k, frame)[None]
     return grad / np.maximum(np.sqrt(grad[0] ** 2 + grad[1] ** 2 + grad[2] ** 2), 1e-12)
 
 

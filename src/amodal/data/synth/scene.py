@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from amodal.data.synth.config import SynthConfig
+from amodal.data.synth.config import ARTICULATED_CLASSES, SynthConfig
+from amodal.data.synth.figures import ACTIONS, MOVING_ACTIONS, SIZE_FACTOR, make_figure
 from amodal.data.synth.shapes import (
     RESTING_POSES,
     SOLID_OCCLUDERS,
@@ -69,7 +70,7 @@ class SceneObject:
     material: Material
     position: np.ndarray  # (T, 3) float64 world position of the shape's origin
     rotation: np.ndarray  # (T, 3, 3) float64 local-to-world rotation
-    motion: str  # static, slide, fall or occluder (for summaries and debugging)
+    motion: str  # static, slide, fall, occluder, or for figures walk or act (for summaries and debugging)
     target: int  # index of the object it is steered in front of, -1 if none
     full_occlusion: bool  # True when planned to hide its target completely
     footprint: float = field(init=False)  # horizontal radius over all frames, for collision checks
@@ -77,8 +78,9 @@ class SceneObject:
 
     def __post_init__(self) -> None:
         up = np.array([0.0, 1.0, 0.0])
-        top = support(self.shape, np.einsum("tji,j->ti", self.rotation, up))
-        bottom = support(self.shape, np.einsum("tji,j->ti", self.rotation, -up))
+        frame = _frames(self.shape, len(self.rotation))
+        top = support(self.shape, np.einsum("tji,j->ti", self.rotation, up), frame)
+        bottom = support(self.shape, np.einsum("tji,j->ti", self.rotation, -up), frame)
         object.__setattr__(self, "footprint", _horizontal_radius(self.shape, self.rotation))
         object.__setattr__(self, "extent", np.stack([self.position[:, 1] - bottom, self.position[:, 1] + top], 1))
 
@@ -111,7 +113,7 @@ def plan_scene(config: SynthConfig, rng: np.random.Generator) -> Scene:
     for _ in range(count):
         # The motion is drawn once, before placement retries, so that retries
         # (which fail more often for some motions) do not skew the configured rates.
-        targets = [j for j, obj in enumerate(objects) if obj.motion in ("static", "slide")]
+        targets = [j for j, obj in enumerate(objects) if obj.motion in ("static", "slide", "walk", "act")]
         motion = _draw_motion(config, rng, can_occlude=bool(targets))
         candidate = None
         for attempt in range(PLACEMENT_TRIES):
@@ -205,14 +207,21 @@ def _rotation_axis(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
 def _rest_height(shape: Shape, rotation: np.ndarray) -> np.ndarray:
     """Height of the shape's origin when its lowest point touches the floor: ``(T, 3, 3) -> (T,)``."""
     down_local = np.einsum("tji,j->ti", rotation, np.array([0.0, -1.0, 0.0]))  # R^T (-e_y)
-    return support(shape, down_local) + FLOOR_GAP
+    return support(shape, down_local, _frames(shape, len(rotation))) + FLOOR_GAP
+
+
+def _frames(shape: Shape, count: int) -> np.ndarray | None:
+    """Frame indices ``0 .. count-1`` for an articulated shape's per-frame rows; ``None`` for a rigid one."""
+    return np.arange(count) if shape.articulated else None
 
 
 def _scaled(shape: Shape, factor: float) -> Shape:
-    parts = tuple(
-        Part(p.kind, tuple(float(factor * v) for v in p.offset), tuple(float(factor * v) for v in p.size))
-        for p in shape.parts
-    )
+    def scale(values):
+        if isinstance(values, np.ndarray):
+            return (values * np.float32(factor)).astype(np.float32)
+        return tuple(float(factor * v) for v in values)
+
+    parts = tuple(Part(p.kind, scale(p.offset), scale(p.size)) for p in shape.parts)
     return Shape(name=shape.name, parts=parts, scale=shape.scale * factor)
 
 
@@ -235,6 +244,8 @@ def _plan_object(
         solid = tuple(c for c in classes if c in SOLID_OCCLUDERS)
         classes = solid or classes
     name = str(rng.choice(classes))
+    if name in ARTICULATED_CLASSES:
+        return _plan_figure(config, rng, placed, motion, target, camera, times, name)
     shape = make_shape(name, 1.0, rng)
     scale = rng.uniform(*config.object_scale)
     poses = RESTING_POSES[name]
@@ -306,11 +317,13 @@ def _plan_occluder(
     sight /= target_distance
     across = np.array([-sight[1], sight[0]])
     target_radius = target.footprint
-    target_top = float(target.position[crossing, 1] + support(target.shape, target.rotation[crossing].T @ [0, 1, 0])[0])
+    at_crossing = None if not target.shape.articulated else [crossing]
+    target_top = float(target.position[crossing, 1] + support(target.shape, target.rotation[crossing].T @ [0, 1, 0], at_crossing)[0])
 
     # Unit-scale extents of the occluder in its (spinning) pose: height, and the
     # narrowest half-width it shows the camera while spinning.
-    unit_height = float(support(unit_shape, rotation[0].T @ [0, 1, 0])[0] + support(unit_shape, rotation[0].T @ [0, -1, 0])[0])
+    first = None if not unit_shape.articulated else [0]
+    unit_height = float(support(unit_shape, rotation[0].T @ [0, 1, 0], first)[0] + support(unit_shape, rotation[0].T @ [0, -1, 0], first)[0])
     unit_half_width = _horizontal_radius(unit_shape, rotation, narrowest=True)
     unit_radius = _horizontal_radius(unit_shape, rotation)
 
@@ -372,6 +385,53 @@ def _plan_occluder(
     return candidate
 
 
+def _plan_figure(
+    config: SynthConfig,
+    rng: np.random.Generator,
+    placed: list[SceneObject],
+    motion: str,
+    target: int,
+    camera: Camera,
+    times: np.ndarray,
+    name: str,
+) -> SceneObject | None:
+    """An articulated figure: it walks (turning slowly) or stands and moves its parts; it never tumbles.
+
+    A figure drawn to occlude crosses in front of its target as any occluder does, walking the
+    way it goes; one drawn to fall or slide walks instead, one drawn to stay acts in place.
+    """
+    moving = motion in ("slide", "fall", "occluder", "full_occluder")
+    actions = [a for a in ACTIONS[name] if (a in MOVING_ACTIONS) == moving] or list(ACTIONS[name])
+    figure = make_figure(name, times, rng, action=str(rng.choice(actions)))
+    scale = rng.uniform(*config.object_scale) * SIZE_FACTOR[name]
+    material = _material(rng, config.object_textures, muted=False, frequency=rng.uniform(1.2, 2.5))
+    turn = np.deg2rad(rng.uniform(-1.0, 1.0) * min(config.max_spin_degrees, 40.0))  # people turn slowly
+    if motion in ("occluder", "full_occluder"):
+        yaw = _rotation_y(np.full_like(times, rng.uniform(0.0, 2 * np.pi)))
+        occluder = _plan_occluder(config, rng, figure.shape, scale, yaw, material, placed, target, False, camera, times)
+        if occluder is None:
+            return None
+        # Face the way it crosses, so that it walks forwards.
+        step = occluder.position[-1, [0, 2]] - occluder.position[0, [0, 2]]
+        heading = _rotation_y(np.full_like(times, -np.arctan2(step[1], step[0])))
+        return SceneObject(occluder.shape, material, occluder.position, heading, "occluder", target, False)
+    shape = _scaled(figure.shape, scale)
+    start = _uniform_disk(rng, ARENA_RADIUS)
+    angle0 = rng.uniform(0.0, 2 * np.pi)
+    if figure.speed > 0:
+        aim = _uniform_disk(rng, 1.5) - start  # head for the middle, as sliders do
+        angle0 = -np.arctan2(aim[1], aim[0])
+    angle = angle0 + turn * times
+    rotation = _rotation_y(angle)
+    heading = np.stack([np.cos(angle), -np.sin(angle)], 1)  # R_y(angle) e_x, in (x, z)
+    dt = np.diff(times, prepend=times[0])
+    xz = start[None] + np.cumsum(heading * (figure.speed * scale * dt)[:, None], axis=0)
+    if np.hypot(xz[:, 0], xz[:, 1]).max() > ARENA_RADIUS + 0.7:
+        return None
+    position = np.stack([xz[:, 0], _rest_height(shape, rotation), xz[:, 1]], 1)
+    return SceneObject(shape, material, position, rotation, "walk" if figure.speed > 0 else "act", -1, False)
+
+
 def _horizontal_radius(shape: Shape, rotation: np.ndarray, narrowest: bool = False) -> float:
     """Largest (or, with ``narrowest``, smallest) horizontal half-extent over frames and directions.
 
@@ -380,7 +440,8 @@ def _horizontal_radius(shape: Shape, rotation: np.ndarray, narrowest: bool = Fal
     angles = np.linspace(0.0, 2 * np.pi, 16, endpoint=False)
     directions = np.stack([np.cos(angles), np.zeros_like(angles), np.sin(angles)], 1)  # (16, 3)
     local = np.einsum("tji,dj->tdi", rotation, directions).reshape(-1, 3)  # R^T v
-    extent = support(shape, local).reshape(len(rotation), len(angles))
+    frame = None if not shape.articulated else np.repeat(np.arange(len(rotation)), len(angles))
+    extent = support(shape, local, frame).reshape(len(rotation), len(angles))
     if narrowest:
         # Half-width seen across a direction = average of the support on both sides.
         both = 0.5 * (extent + np.roll(extent, len(angles) // 2, axis=1))

@@ -16,6 +16,12 @@ Parts (sizes in scene units):
 - ``cone``: base radius ``r`` at ``y = -h``, apex at ``y = +h``.
 - ``capsule``: segment from ``-e`` to ``+e`` (a 3-vector), radius ``r``.
 - ``torus``: major radius ``R`` in the xz plane, minor radius ``r``.
+
+A part may also be *animated*: its ``offset`` a ``(T, 3)`` array and its ``size`` a ``(T, k)``
+array, one row per frame of the clip (only spheres and capsules; see
+:mod:`amodal.data.synth.figures`). Then every function above takes ``frame``, the clip frame of
+each point or direction (``(N,) int64``), and a shape with animated parts is *articulated*: its
+silhouette changes over the clip, not only its pose.
 """
 
 from __future__ import annotations
@@ -32,8 +38,20 @@ class Part:
     """One convex primitive of a shape, placed at ``offset`` in the shape's frame."""
 
     kind: str  # one of sphere, box, cylinder, cone, capsule, torus
-    offset: tuple[float, float, float]  # centre of the part in the shape's frame
-    size: tuple[float, ...]  # kind-specific sizes, see the module docstring
+    offset: tuple[float, float, float] | np.ndarray  # centre of the part in the shape's frame; (T, 3) when animated
+    size: tuple[float, ...] | np.ndarray  # kind-specific sizes, see the module docstring; (T, k) when animated
+
+    @property
+    def animated(self) -> bool:
+        return isinstance(self.offset, np.ndarray)
+
+    def at(self, frame: np.ndarray | None) -> tuple:
+        """``(offset, size)`` with one column per point: scalars for a rigid part, ``(N,)`` rows for an animated one."""
+        if not self.animated:
+            return self.offset, self.size
+        if frame is None:
+            raise ValueError("an animated part needs the frame of every point")
+        return self.offset[frame].T, self.size[frame].T  # (3, N), (k, N)
 
 
 @dataclass(frozen=True)
@@ -48,11 +66,16 @@ class Shape:
     def category_id(self) -> int:
         return CATEGORIES[self.name]
 
+    @property
+    def articulated(self) -> bool:
+        """Whether some part moves relative to the others over the clip."""
+        return any(part.animated for part in self.parts)
 
-def _part_sdf(part: Part, p: np.ndarray) -> np.ndarray:
+
+def _part_sdf(part: Part, p: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
     """Signed distance of points ``p (3, N) float32`` (one row per axis) to one part: ``(N,) float32``."""
-    x, y, z = p[0] - part.offset[0], p[1] - part.offset[1], p[2] - part.offset[2]
-    s = part.size
+    offset, s = part.at(frame)
+    x, y, z = p[0] - offset[0], p[1] - offset[1], p[2] - offset[2]
     if part.kind == "sphere":
         return np.sqrt(x * x + y * y + z * z) - s[0]
     if part.kind == "box":
@@ -85,23 +108,33 @@ def _part_sdf(part: Part, p: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown part kind {part.kind!r}")
 
 
-def sdf(shape: Shape, p: np.ndarray) -> np.ndarray:
+def sdf(shape: Shape, p: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
     """Signed distance from points ``p (3, N) float32`` (shape frame, one row per axis): ``(N,) float32``.
 
     Negative inside. Exact outside for single parts; a lower bound elsewhere,
     which is all sphere tracing needs. Rows rather than ``(N, 3)`` keep every
-    operation on contiguous memory.
+    operation on contiguous memory. ``frame`` ``(N,) int64``: each point's clip
+    frame, needed by articulated shapes only.
     """
-    dist = _part_sdf(shape.parts[0], p)
+    dist = _part_sdf(shape.parts[0], p, frame)
     for part in shape.parts[1:]:
-        dist = np.minimum(dist, _part_sdf(part, p))
+        dist = np.minimum(dist, _part_sdf(part, p, frame))
     return dist
 
 
-def _part_support(part: Part, v: np.ndarray) -> np.ndarray:
+def _part_support(part: Part, v: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
     """``max over the part of p . v`` for directions ``v (N, 3)``: ``(N,)``."""
-    s = part.size
     length = np.linalg.norm(v, axis=-1)
+    if part.animated:
+        offset, s = part.at(frame)  # (3, N), (k, N)
+        if part.kind == "sphere":
+            local = s[0] * length
+        elif part.kind == "capsule":
+            local = np.abs(np.einsum("ni,in->n", v, s[:3])) + s[3] * length
+        else:
+            raise ValueError(f"animated parts are spheres or capsules, got {part.kind!r}")
+        return np.einsum("ni,in->n", v, offset) + local
+    s = part.size
     horizontal = np.hypot(v[:, 0], v[:, 2])
     if part.kind == "sphere":
         local = s[0] * length
@@ -122,16 +155,26 @@ def _part_support(part: Part, v: np.ndarray) -> np.ndarray:
     return v @ np.asarray(part.offset) + local
 
 
-def support(shape: Shape, v: np.ndarray) -> np.ndarray:
-    """Support function ``max over the shape of p . v`` for directions ``v (N, 3)``: ``(N,) float64``."""
+def support(shape: Shape, v: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
+    """Support function ``max over the shape of p . v`` for directions ``v (N, 3)``: ``(N,) float64``.
+
+    ``frame`` ``(N,) int64``: the clip frame of each direction, needed by articulated shapes only.
+    """
     v = np.atleast_2d(np.asarray(v, dtype=np.float64))
-    return np.max([_part_support(part, v) for part in shape.parts], axis=0)
+    if frame is not None:
+        frame = np.broadcast_to(np.asarray(frame, dtype=np.int64), (len(v),))
+    return np.max([_part_support(part, v, frame) for part in shape.parts], axis=0)
 
 
 def bounding_radius(shape: Shape) -> float:
-    """Radius of a sphere about the shape's origin that contains the whole shape."""
+    """Radius of a sphere about the shape's origin that contains the whole shape (in every frame)."""
     radii = []
     for part in shape.parts:
+        if part.animated:
+            reach = np.linalg.norm(part.offset, axis=1)
+            local = part.size[:, 0] if part.kind == "sphere" else np.linalg.norm(part.size[:, :3], axis=1) + part.size[:, 3]
+            radii.append(float((reach + local).max()))
+            continue
         s = part.size
         if part.kind == "sphere":
             local = s[0]
