@@ -45,6 +45,22 @@ def pixel_weights(batch: Batch, hidden_weight: float) -> torch.Tensor:
     return (1.0 + hidden_weight * hidden)[:, :, None]
 
 
+def _noised(batch: Batch, cond: torch.Tensor, config: TrainConfig, generator: torch.Generator, device):
+    """The training noise of one batch, in a fixed order of draws: ``(x0, sigma, x, cond, weights)`` on ``device``.
+
+    ``x0`` the amodal mask in ``{-1, 1}``, ``sigma`` log-normal (a share ``config.infinite_share``
+    at ``INFINITE_SIGMA``), ``x = x0 + sigma * noise``, ``weights`` the per-pixel loss weights.
+    """
+    x0 = batch.amodal[:, :, None] * 2.0 - 1.0  # (B, T, 1, H, W) in {-1, 1}
+    sigma = sample_training_sigmas(x0.shape[0], config.p_mean, config.p_std, generator=generator)
+    if config.infinite_share > 0:
+        sigma = torch.where(torch.rand(x0.shape[0], generator=generator) < config.infinite_share, INFINITE_SIGMA, sigma)
+    noise = torch.randn(x0.shape, generator=generator)
+    weights = pixel_weights(batch, config.hidden_weight)
+    x0, sigma, noise, cond, weights = (t.to(device) for t in (x0, sigma, noise, cond, weights))
+    return x0, sigma, x0 + append_dims(sigma, x0.ndim) * noise, cond, weights
+
+
 def diffusion_loss(model, batch: Batch, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
     """Mean diffusion loss of one batch: log-normal sigma, condition dropout, optional self-conditioning.
 
@@ -62,14 +78,7 @@ def diffusion_loss(model, batch: Batch, config: TrainConfig, generator: torch.Ge
     device = next(model.parameters()).device
     mcfg = config.model
     cond = augment_condition(batch, config, generator, drop_condition=True)
-    x0 = batch.amodal[:, :, None] * 2.0 - 1.0  # (B, T, 1, H, W) in {-1, 1}
-    sigma = sample_training_sigmas(x0.shape[0], config.p_mean, config.p_std, generator=generator)
-    if config.infinite_share > 0:
-        sigma = torch.where(torch.rand(x0.shape[0], generator=generator) < config.infinite_share, INFINITE_SIGMA, sigma)
-    noise = torch.randn(x0.shape, generator=generator)
-    weights = pixel_weights(batch, config.hidden_weight)
-    x0, sigma, noise, cond, weights = (t.to(device) for t in (x0, sigma, noise, cond, weights))
-    x = x0 + append_dims(sigma, x0.ndim) * noise
+    x0, sigma, x, cond, weights = _noised(batch, cond, config, generator, device)
     self_cond = None
     if mcfg.self_condition:
         chosen = torch.nonzero(torch.rand(x0.shape[0], generator=generator) < config.self_condition_rate)[:, 0].to(device)
@@ -100,14 +109,7 @@ def distillation_loss(model, teacher, batch: Batch, config: TrainConfig, generat
     """
     device = next(model.parameters()).device
     cond = augment_condition(batch, config, generator, drop_condition=False)
-    x0 = batch.amodal[:, :, None] * 2.0 - 1.0  # (B, T, 1, H, W) in {-1, 1}
-    sigma = sample_training_sigmas(x0.shape[0], config.p_mean, config.p_std, generator=generator)
-    if config.infinite_share > 0:
-        sigma = torch.where(torch.rand(x0.shape[0], generator=generator) < config.infinite_share, INFINITE_SIGMA, sigma)
-    noise = torch.randn(x0.shape, generator=generator)
-    weights = pixel_weights(batch, config.hidden_weight)
-    x0, sigma, noise, cond, weights = (t.to(device) for t in (x0, sigma, noise, cond, weights))
-    x = x0 + append_dims(sigma, x0.ndim) * noise
+    x0, sigma, x, cond, weights = _noised(batch, cond, config, generator, device)
     self_cond = torch.zeros_like(x)
     if config.model.self_condition:
         chosen = torch.nonzero(torch.rand(x0.shape[0], generator=generator) < config.self_condition_rate)[:, 0].to(device)
