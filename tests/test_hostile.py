@@ -17,6 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
+from amodal.apps.demo import DEMO_ROOT, DEMO_SPLIT
+from amodal.checkpoints.registry import WEIGHTS_DIR
 from amodal.cli import main
 from amodal.segmentation.model import SegmenterConfig, build_segmenter
 
@@ -67,7 +69,7 @@ def world(tmp_path, tiny_model) -> dict:
     gif = tmp_path / "holiday.gif"
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(gif)
     return {"root": tmp_path, "gif": gif, "clip": clip, "rgbs": clip / "rgbs", "masks": clip / "masks", "video": video,
-            "thesis": thesis, "notes": notes, "model": tiny_model}
+            "thesis": thesis, "notes": notes, "model": tiny_model, "bundled": WEIGHTS_DIR, "demo": DEMO_ROOT / DEMO_SPLIT}
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -110,6 +112,17 @@ CASES = [
     ("run-out-is-frames",
      ["run", "--frames", "{rgbs}", "--masks", "{masks}", "--segmentation-model", "{model}", "--completion-model", "{model}",
       "--out", "{clip}"], r"contains the input"),
+    # --- outputs over the bundled models and demo data: inputs too, even with --overwrite ---
+    ("bench-json-is-bundled-config",
+     ["bench", "--model", "default", "--json", "{bundled}/default/config.json", "--overwrite"], r"--json .*: is inside the input folder"),
+    ("bench-json-is-against-config",
+     ["bench", "--model", "{model}", "--against", "default-regression", "--json", "{bundled}/default-regression/config.json",
+      "--overwrite"], r"--json .*: is inside the input folder"),
+    ("segment-out-is-bundled-model", SEGMENT[:3] + ["default"] + SEGMENT[4:] + ["--out", "{bundled}/default", "--overwrite"],
+     r"--out .*: is the input"),
+    ("segment-out-holds-bundled-models", SEGMENT[:3] + ["default"] + SEGMENT[4:] + ["--out", "{bundled}", "--overwrite"],
+     r"contains the input"),
+    ("demo-out-is-demo-clip", ["demo", "--quiet", "--out", "{demo}", "--overwrite"], r"--out .*: is the input"),
     # --- outputs that cannot be created ---
     ("segment-out-under-a-file", SEGMENT + ["--out", "{notes}/sub"], r"is a file, so nothing can be created under it"),
     ("segment-out-under-proc", SEGMENT + ["--out", "/proc/amodal-out"], r"cannot be created"),

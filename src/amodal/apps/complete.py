@@ -61,14 +61,14 @@ def run_complete(command: CompleteCommand, *, progress: bool = True) -> Path:
     """Read the folders, load the model, complete every object, write the results; returns the output folder."""
     from amodal.data.io.frames import frame_names, read_frames
     from amodal.data.io.masks import read_mask_folder
-    from amodal.checkpoints.registry import resolve
+    from amodal.checkpoints.registry import model_inputs, resolve
     from amodal.util.checks import check_device, check_seed
     from amodal.util.fs import check_output
 
     check_device(command.device)
     check_seed(command.completion.seed)
     out = check_output(
-        command.out, command="complete", inputs=(command.frames, command.masks, command.amodal, command.model),
+        command.out, command="complete", inputs=(command.frames, command.masks, command.amodal, *model_inputs(command.model)),
         overwrite=command.overwrite,
     )
     resolve(command.model, "completion")  # a wrong --model is found before the frames are read

@@ -104,7 +104,7 @@ def composite(rgb: np.ndarray, masks: np.ndarray, modal: np.ndarray) -> np.ndarr
 def run_demo(config: DemoConfig) -> dict:
     """Run both stages on the bundled clip, score them, write overlays and completions; returns the summary."""
     from amodal.apps.complete import write_result
-    from amodal.checkpoints.registry import BUNDLED
+    from amodal.checkpoints.registry import model_inputs
     from amodal.completion import baselines as completion_baselines
     from amodal.completion.pipeline import ContentCompletionPipeline, PipelineConfig
     from amodal.segmentation import baselines
@@ -113,7 +113,7 @@ def run_demo(config: DemoConfig) -> dict:
     from amodal.util.fs import atomic_dir, check_output
     from amodal.viz.overlay import render_overlay_video
 
-    inputs = tuple(m for m in (config.model, config.completion_model) if m not in BUNDLED)
+    inputs = (*model_inputs(config.model, config.completion_model), DEMO_ROOT / DEMO_SPLIT)
     out = check_output(config.out, command="demo", overwrite=config.overwrite, inputs=inputs)
     clip = demo_clip()
     system = AmodalSystem(

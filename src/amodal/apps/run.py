@@ -63,15 +63,14 @@ def run_two_stage(config: TwoStageConfig, out: str | Path) -> dict:
     from amodal.apps.segment import check_arguments, inputs_of
     from amodal.checkpoints.formats import OFFICIAL
     from amodal.checkpoints.official import adapter
-    from amodal.checkpoints.registry import BUNDLED, resolve
+    from amodal.checkpoints.registry import model_inputs, resolve
     from amodal.util.fs import atomic_dir, check_output
 
     seg = config.segmentation
     if seg.pipeline.pad:
         raise InputError("--pad is not supported by `amodal run`: stage 2 completes objects inside the frame")
     check_arguments(seg)
-    completion_input = None if config.completion_model in BUNDLED else config.completion_model
-    final = check_output(out, command="run", inputs=(*inputs_of(seg), completion_input), overwrite=config.overwrite)
+    final = check_output(out, command="run", inputs=(*inputs_of(seg), *model_inputs(config.completion_model)), overwrite=config.overwrite)
     # Every model is checked before the first stage starts: its kind, its stage, its layout.
     resolve(seg.model, "segmentation", flag="--segmentation-model")
     completion = resolve(config.completion_model, "completion", flag="--completion-model")

@@ -72,10 +72,9 @@ def check_arguments(config: SegmentRunConfig) -> None:
 
 def inputs_of(config: SegmentRunConfig) -> tuple:
     """The paths this run reads: the output may be none of them, nor hold or sit inside one."""
-    from amodal.checkpoints.registry import BUNDLED
+    from amodal.checkpoints.registry import model_inputs
 
-    model = None if config.model in BUNDLED else config.model
-    return (config.frames, config.masks, config.depth, config.depth_model, model)
+    return (config.frames, config.masks, config.depth, config.depth_model, *model_inputs(config.model))
 
 
 # Memory one model-canvas pixel of one (object, sample) row costs while a window runs, measured for

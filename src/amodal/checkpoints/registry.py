@@ -40,6 +40,11 @@ def bundled_path(name: str) -> Path:
     return WEIGHTS_DIR / BUNDLED[name][1]
 
 
+def model_inputs(*names) -> tuple:
+    """``names`` as paths an output must not touch: bundled names become their folders, ``None`` stays."""
+    return tuple(bundled_path(n) if isinstance(n, str) and n in BUNDLED else n for n in names)
+
+
 def detect_format(name_or_path: str | os.PathLike) -> ModelFormat | None:
     """What ``name_or_path`` is (a bundled name or a model folder), or ``None`` when it is neither."""
     text = str(name_or_path)

@@ -95,14 +95,14 @@ def _bench(args) -> int:
 
 def _check_json(args) -> None:
     """``--json`` and ``--device`` are checked before anything is measured, not after minutes of it."""
-    from amodal.checkpoints.registry import BUNDLED
+    from amodal.checkpoints.registry import model_inputs
     from amodal.util.checks import check_device
     from amodal.util.fs import check_output
 
     check_device(args.device)
     if args.json:
-        model = None if args.model in BUNDLED else args.model
-        check_output(args.json, command="bench", kind="file", inputs=(model,), overwrite=args.overwrite, flag="--json")
+        inputs = model_inputs(args.model, args.against)
+        check_output(args.json, command="bench", kind="file", inputs=inputs, overwrite=args.overwrite, flag="--json")
 
 
 def _bench_video_memory(args) -> int:

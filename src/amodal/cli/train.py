@@ -59,6 +59,7 @@ def _prepare(args, config, command: str) -> Path:
     import torch
 
     from amodal.errors import InputError
+    from amodal.checkpoints.registry import model_inputs
     from amodal.util.fs import check_output
 
     if args.threads is not None:
@@ -68,9 +69,9 @@ def _prepare(args, config, command: str) -> Path:
     if args.stop_at is not None and args.stop_at < 1:
         raise InputError(f"--stop-at must be >= 1, got {args.stop_at}")
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    init = config.init_from if config.init_from and Path(config.init_from).exists() else None
+    starts = model_inputs(*(getattr(config, k, "") or None for k in ("init_from", "distill_from")))
     check_output(
-        out, command=command, resume=True, overwrite=args.overwrite, inputs=(args.config, init),
+        out, command=command, resume=True, overwrite=args.overwrite, inputs=(args.config, *starts),
         earlier=lambda run: (run / "config.json").is_file() and (run / "checkpoints").is_dir(),
     )
     return out

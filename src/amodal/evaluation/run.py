@@ -172,13 +172,14 @@ def run_evaluation(config: EvalConfig) -> dict[str, MethodResult]:
     Returns:
         The results of every method (on every process), keyed by report row name.
     """
+    from amodal.checkpoints.registry import model_inputs
     from amodal.evaluation.report import write_outputs
     from amodal.util.fs import atomic_dir, check_output
 
     shard = current_shard()
-    methods = tuple(m for m in config.methods if Path(m).exists())  # model folders are inputs too
+    methods = model_inputs(*config.methods)  # model folders and bundled models are inputs too
     extra = tuple(p for p in (config.lpips_weights, config.fvd_weights) if p is not None)
-    extra += (config.masks,) if config.masks != "gt" and Path(config.masks).exists() else ()
+    extra += model_inputs(config.masks) if config.masks != "gt" else ()
     out = check_output(
         config.out, command="eval", overwrite=config.overwrite,
         inputs=(config.data, config.annotations, config.track_offsets, config.predictions, *methods, *extra),
