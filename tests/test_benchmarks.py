@@ -38,6 +38,7 @@ HELP = {
         "--vote", "--only", "--seed", "--threads", "--out",
     ],
     "training_curves.py": ["runs", "--markdown", "--plot"],
+    "gpu_check.py": ["--device", "--tiny", "--only", "--out"],
     "windowing.py": ["--model", "--frames", "--videos", "--seed", "--steps", "--overlaps", "--threads", "--json"],
 }
 
@@ -227,3 +228,19 @@ def test_print_json_prints_one_indented_object(common, capsys):
     out = capsys.readouterr().out
     assert json.loads(out) == {"speedup": 6.5, "clips": [1, 2]}
     assert out.endswith("}\n") and "\n  " in out
+
+
+def test_gpu_check_dry_run_on_the_tiny_architecture(tmp_path):
+    """The prepared GPU script runs end to end (on the CPU, tiny weights) before device time is spent on it."""
+    out = tmp_path / "gpu_check.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "gpu_check.py"), "--tiny", "--device", "cpu", "--out", str(out)],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = json.loads(out.read_text())["records"]
+    parts = {r["part"] for r in records}
+    assert parts == {"sample", "train"} and all("error" not in r for r in records)
+    assert all(r["finite"] for r in records if r["part"] == "sample")
+    train = [r for r in records if r["part"] == "train"]
+    assert {r["gradient_checkpointing"] for r in train} == {False, True}
+    assert all(0 < r["trainable_params"] < r["params"] for r in train)

@@ -186,7 +186,7 @@ def test_training_md_has_the_commands_of_the_config_readmes():
     assert training <= curriculum | archive | completion
     # The two bundled models come out of the curriculum's last exports.
     assert "export runs/regression-stage8 --out src/amodal/assets/weights/default-regression" in curriculum
-    assert "export runs/default-stage8 --out src/amodal/assets/weights/default --sampling-steps 1" in curriculum
+    assert "export runs/default-distill --out src/amodal/assets/weights/default --overwrite" in curriculum
 
 
 def _flat(values: dict, prefix: str = "") -> dict:

@@ -11,6 +11,7 @@ the check that the built checkpoint has the shared one's layout.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -84,21 +85,25 @@ def settings_for(meta: dict, guidance: float, order: str = "reference", steps: i
 
 
 @pytest.fixture(scope="module")
-def small_inputs() -> dict:
-    """Inputs like the reference's at 16x32 pixels (8x16 latents): for tests of plumbing rather than parity.
+def small_inputs(meta, model) -> dict:
+    """Inputs like the reference's at a quarter of the fixture's size: for tests of plumbing rather than parity.
 
-    ``(1, 8, 3, 16, 32)`` condition videos in [-1, 1] (a box moving right as the
+    ``(1, T, 3, H/4, W/4)`` condition videos in [-1, 1] (a box moving right as the
     modal mask, a vertical ramp with noise as pseudo-depth) and seeded initial
-    noise ``(1, 8, 4, 8, 16)``. The tiny U-Net attends over every latent pixel,
-    so this is ~16 times cheaper than the checkpoint's native 64x128.
+    noise, with ``T`` and ``H x W`` from the fixture's ``meta.json`` (8 x 64 x 128 for
+    the built one: 16x32 pixels, 8x16 latents). The tiny U-Net attends over every
+    latent pixel, so this is ~16 times cheaper than the native size.
     """
+    frames, f = meta["num_frames"], model.config.svd.vae.downsample
+    height, width = (max(f, meta[k] // 4 // f * f) for k in ("height", "width"))
     g = torch.Generator().manual_seed(0)
-    modal = -torch.ones(1, 8, 3, 16, 32)
-    for t in range(8):
-        modal[0, t, :, 4:12, 6 + t : 18 + t] = 1.0
-    ramp = torch.linspace(-1, 1, 16).reshape(1, 1, 1, 16, 1)
-    depth = (ramp + 0.1 * torch.randn(1, 8, 1, 16, 32, generator=g)).clamp(-1, 1).expand(1, 8, 3, 16, 32).contiguous()
-    noise = torch.randn(1, 8, 4, 8, 16, generator=g)
+    modal = -torch.ones(1, frames, 3, height, width)
+    for t in range(frames):
+        modal[0, t, :, height // 4 : 3 * height // 4, t : t + width // 2] = 1.0
+    ramp = torch.linspace(-1, 1, height).reshape(1, 1, 1, height, 1)
+    depth = (ramp + 0.1 * torch.randn(1, frames, 1, height, width, generator=g)).clamp(-1, 1)
+    depth = depth.expand(1, frames, 3, height, width).contiguous()
+    noise = torch.randn(1, frames, model.config.svd.vae.latent_channels, height // f, width // f, generator=g)
     return {"modal": modal, "depth": depth, "latents": noise}
 
 
@@ -134,6 +139,9 @@ def _config(path: Path) -> dict:
 def test_built_checkpoint_has_the_reference_layout(official_checkpoint, fixture_dir):
     """The code-built checkpoint stands in for the shared one: same files, configs, weight names, shapes and dtypes."""
     from safetensors import safe_open
+
+    if os.environ.get("AMODAL_OFFICIAL_FIXTURE"):
+        pytest.skip("checks the code-built checkpoint against the shared fixture; AMODAL_OFFICIAL_FIXTURE replaces both")
 
     reference = fixture_dir / "checkpoint"
     assert _files(official_checkpoint) == _files(reference)
@@ -196,9 +204,10 @@ def test_antialiased_resize_matches_stable_video_diffusion():
 def test_backbone_equals_stock_unet_with_shared_context(model):
     """With one context for every frame, the per-frame backbone is exactly the stock diffusers forward."""
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(2, 3, 4, 8, 16, generator=g)
-    cond_latents = torch.randn(2, 3, 8, 8, 16, generator=g)
-    context = torch.randn(2, 1, 1, 32, generator=g)
+    c, d = model.config.svd.vae.latent_channels, model.config.svd.unet.cross_attention_dim
+    x = torch.randn(2, 3, c, 8, 16, generator=g)
+    cond_latents = torch.randn(2, 3, 2 * c, 8, 16, generator=g)
+    context = torch.randn(2, 1, 1, d, generator=g)
     c_noise = torch.tensor([0.5, -1.0])
     ids = adapter.added_time_ids(8, 127, 0.0, 2)
     with torch.no_grad():
@@ -314,11 +323,13 @@ def test_segmenter_interface(official_checkpoint, meta):
     assert (segmenter.num_frames, segmenter.height, segmenter.width) == (meta["num_frames"], meta["height"], meta["width"])
     assert segmenter.threshold == pytest.approx(600 / 765)
     # Any multiple of the VAE's downsampling works; 16x32 keeps the test fast.
-    modal = torch.zeros(1, 8, 16, 32)
-    modal[:, :, 4:12, 8:24] = 1
-    depth = torch.linspace(-1, 1, 16).reshape(1, 1, 16, 1).expand(1, 8, 16, 32)
+    frames, f = meta["num_frames"], segmenter.model.config.svd.vae.downsample
+    height, width = (max(f, meta[k] // 4 // f * f) for k in ("height", "width"))
+    modal = torch.zeros(1, frames, height, width)
+    modal[:, :, height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = 1
+    depth = torch.linspace(-1, 1, height).reshape(1, 1, height, 1).expand(1, frames, height, width)
     soft = segmenter.sample(modal, depth, steps=1, guidance=1.0, generator=torch.Generator().manual_seed(0))
-    assert soft.shape == (1, 8, 16, 32) and soft.dtype == torch.float32
+    assert soft.shape == (1, frames, height, width) and soft.dtype == torch.float32
     assert 0 <= float(soft.min()) and float(soft.max()) <= 1
     again = segmenter.sample(modal, depth, steps=1, guidance=1.0, generator=torch.Generator().manual_seed(0))
     assert torch.equal(soft, again)
@@ -353,7 +364,8 @@ def test_every_tensor_follows_the_execution_device(official_checkpoint, small_in
     assert next(model.backbone.parameters()).dtype == torch.float16
     assert next(model.vae.parameters()).dtype == torch.float32  # force_upcast: the VAE stays float32
     frames = model.generate(small_inputs["modal"], small_inputs["depth"], settings_for(meta, 1.5, steps=2), progress=False)
-    assert frames.device.type == "meta" and frames.shape == (1, 8, 16, 32, 3) and frames.dtype == torch.float32
+    want = (*small_inputs["modal"].shape[:2], *small_inputs["modal"].shape[3:], 3)
+    assert frames.device.type == "meta" and frames.shape == want and frames.dtype == torch.float32
 
 
 def test_bfloat16_on_cpu(official_checkpoint, small_inputs, meta, model):
@@ -391,3 +403,22 @@ def test_offload_moves_each_network_only_while_it_runs(official_checkpoint, smal
         ("backbone", "cpu:0"), ("backbone", "cpu"),
         ("vae", "cpu:0"), ("vae", "cpu"),
     ]
+
+
+def test_a_clip_shorter_than_the_unet_frames_runs_at_its_own_length(official_checkpoint, meta, monkeypatch):
+    """As the reference pipeline (num_frames per call): no padding to the U-Net's frame count."""
+    from amodal.clip import Clip
+    from amodal.segmentation.pipeline import AmodalSegmentationPipeline, SegmentationConfig
+
+    segmenter = load_segmenter(official_checkpoint, settings=GenerationConfig(noise_aug_strength=0.0, decode_chunk_size=4))
+    seen = []
+    original = segmenter.sample
+    monkeypatch.setattr(segmenter, "sample", lambda modal, depth, **kw: seen.append(modal.shape[1]) or original(modal, depth, **kw))
+    frames = meta["num_frames"] - 3
+    modal = np.zeros((1, frames, 16, 32), bool)
+    modal[0, :, 4:12, 8:20] = True
+    rng = np.random.default_rng(0)
+    clip = Clip(frames=np.zeros((frames, 16, 32, 3), np.uint8), modal_masks=modal,
+                depth=rng.random((frames, 16, 32)).astype(np.float32))
+    out = AmodalSegmentationPipeline(segmenter, SegmentationConfig(progress=False, steps=1, guidance=1.0))(clip)
+    assert seen == [frames] and out.amodal_masks.shape == (1, frames, 16, 32)

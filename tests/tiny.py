@@ -203,6 +203,32 @@ def build_official_checkpoint(root, seed: int = 0):
     return root
 
 
+def build_svd_folder(root, seed: int = 0):
+    """A tiny random Stable Video Diffusion image-to-video folder (diffusers layout) at ``root``; returns ``root``.
+
+    The official tiny checkpoint's networks without ``conv_in2``: the U-Net's own 8-channel
+    ``conv_in`` (noisy latent + image latent) is the only input convolution, and
+    ``model_index.json`` names ``StableVideoDiffusionPipeline`` and the stock diffusers U-Net.
+    ``root/../meta.json`` is not written: an SVD folder has no Diffusion-VAS geometry.
+    """
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    root = Path(root)
+    built = build_official_checkpoint(root.parent / f".{root.name}-official", seed=seed)
+    shutil.move(str(built / "checkpoint"), str(root))
+    shutil.rmtree(built)
+    weights_file = root / "unet" / "diffusion_pytorch_model.safetensors"
+    weights = {k: v for k, v in load_file(weights_file).items() if not k.startswith("conv_in2.")}
+    save_file(weights, weights_file, metadata={"format": "pt"})
+    index = {**OFFICIAL_INDEX, "_class_name": "StableVideoDiffusionPipeline",
+             "unet": ["diffusers", "UNetSpatioTemporalConditionModel"]}
+    (root / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+    return root
+
+
 # Scenes and clip folders ---------------------------------------------------------------------------
 SCENE_H, SCENE_W = 48, 64  # frame size of tiny_scene
 BACKGROUND_MM, BAR_MM, SQUARE_MM = 5000, 1000, 2000  # z-depth of background, occluding bar, moving square

@@ -50,7 +50,7 @@ def folder_format(path: str | os.PathLike) -> ModelFormat | None:
     if not path.is_dir():
         return None
     if (path / OFFICIAL_INDEX).is_file():
-        return ModelFormat(OFFICIAL, None, path)
+        return ModelFormat(OFFICIAL, _official_stage(path), path)
     tag = config_format(path)
     if tag == SEGMENTER_FORMAT:
         return ModelFormat(OURS, "segmentation", path)
@@ -59,6 +59,17 @@ def folder_format(path: str | os.PathLike) -> ModelFormat | None:
     if tag == CONVERTED_OFFICIAL_FORMAT:
         return ModelFormat(CONVERTED, None, path)
     return None
+
+
+def _official_stage(path: Path) -> str | None:
+    """The stage an official-layout folder states in its ``meta.json`` (``amodal train`` exports do), else ``None``."""
+    import json
+
+    try:
+        stage = json.loads((path / "meta.json").read_text()).get("stage")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return stage if stage in ("segmentation", "completion") else None
 
 
 def is_official_layout(path: str | os.PathLike) -> bool:

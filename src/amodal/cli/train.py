@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from amodal.cli import add_command, add_overwrite
@@ -69,7 +70,7 @@ def _prepare(args, config, command: str) -> Path:
     if args.stop_at is not None and args.stop_at < 1:
         raise InputError(f"--stop-at must be >= 1, got {args.stop_at}")
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    starts = model_inputs(*(getattr(config, k, "") or None for k in ("init_from", "distill_from")))
+    starts = model_inputs(*(getattr(config, k, "") or None for k in ("init_from", "distill_from", "start_from")))
     check_output(
         out, command=command, resume=True, overwrite=args.overwrite, inputs=(args.config, *starts),
         earlier=lambda run: (run / "config.json").is_file() and (run / "checkpoints").is_dir(),
@@ -77,9 +78,28 @@ def _prepare(args, config, command: str) -> Path:
     return out
 
 
+def _svd(args, stage: str) -> int | None:
+    """Train an ``svd``-backbone config (``"backbone": "svd"``); ``None`` when the config is a lite one."""
+    from amodal.errors import InputError
+    from amodal.training.svd import SVDTrainConfig, is_svd_config, read_config_json, train_svd
+
+    values = read_config_json(args.config)
+    if not is_svd_config(values):
+        return None
+    config = SVDTrainConfig.from_dict(values, where=str(args.config))
+    if config.stage != stage:
+        raise InputError(f"--config {args.config}: an svd {config.stage} config; run `amodal train {config.stage}`")
+    out = _prepare(args, config, f"train {stage}")
+    result = train_svd(config, out, stop_at=args.stop_at, progress=not args.no_progress)
+    return _report(result, out)
+
+
 def _completion(args) -> int:
     from amodal.training.completion import CompletionTrainConfig, train_completion
 
+    svd = _svd(args, "completion")
+    if svd is not None:
+        return svd
     config = CompletionTrainConfig.from_json(args.config)
     out = _prepare(args, config, "train completion")
     result = train_completion(config, out, stop_at=args.stop_at, progress=not args.no_progress)
@@ -89,6 +109,9 @@ def _completion(args) -> int:
 def _segmentation(args) -> int:
     from amodal.training import TrainConfig, train_segmentation
 
+    svd = _svd(args, "segmentation")
+    if svd is not None:
+        return svd
     config = TrainConfig.from_json(args.config)
     out = _prepare(args, config, "train segmentation")
     result = train_segmentation(config, out, stop_at=args.stop_at, progress=not args.no_progress)
@@ -110,6 +133,19 @@ def _export(args) -> int:
     from amodal.util.fs import output_command
 
     check_output(args.out, command="train export", inputs=(args.run, args.checkpoint), overwrite=args.overwrite)
+    from amodal.training.svd import is_svd_config
+
+    run_config = Path(args.run) / "config.json"
+    if run_config.is_file() and is_svd_config(json.loads(run_config.read_text())):
+        from amodal.training.svd import export_svd_run
+
+        if args.sampling_steps is not None or args.sampling_guidance is not None:
+            from amodal.errors import InputError
+
+            raise InputError("--sampling-steps/--sampling-guidance: svd exports are official-layout folders, which keep "
+                             "the reference's sampling settings; pass --steps/--guidance when running them")
+        print(f"exported {export_svd_run(args.run, args.out, args.checkpoint)}")
+        return 0
     if output_command(Path(args.run)) == "train completion":
         from amodal.training.completion import export_completion
 

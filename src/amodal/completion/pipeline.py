@@ -130,7 +130,8 @@ def complete_clip(
         bar = tqdm(spans, desc=f"completing object {clip.object_ids[k]}", unit="window", file=sys.stderr, leave=False, disable=None if progress else True)
         for span in bar:
             start, stop = span.start, span.stop
-            length = completer.num_frames
+            # Official models run at the window's own length (the reference takes num_frames per call).
+            length = stop - start if getattr(completer, "any_length", False) else completer.num_frames
             cond_rgb = _pad_window(modal_rgb[start:stop], length).permute(0, 2, 3, 1)[None]  # (1, n, h, w, 3)
             cond_mask = _pad_window(amodal_small[start:stop].float(), length)[:, 0][None]  # (1, n, h, w)
             out = completer.complete(cond_rgb, cond_mask, settings=config.generation, generator=generator, progress=False)

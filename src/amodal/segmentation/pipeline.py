@@ -288,8 +288,9 @@ class AmodalSegmentationPipeline:
             raw = torch.stack([f[2] for f in frames])  # (T, h, w), nan on the letterbox margin
             depth = torch.from_numpy(normalize_depth(raw.numpy()))
         t_real = modal.shape[1]
-        if t_real < window:
+        if t_real < window and not getattr(seg, "any_length", False):
             # A video shorter than one window: repeat the last frame to fill it; the extra frames are dropped.
+            # (Official models run at the clip's own length, as the reference pipeline does.)
             reps = window - t_real
             modal = torch.cat([modal, modal[:, -1:].expand(-1, reps, -1, -1)], dim=1)
             if depth is not None:

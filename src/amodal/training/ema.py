@@ -14,10 +14,13 @@ class EMA:
     Buffers (none in ``lite``) are copied, not averaged.
     """
 
-    def __init__(self, model: nn.Module, decay: float):
+    def __init__(self, model: nn.Module, decay: float, names: tuple[str, ...] | None = None):
+        """``names``: the parameters to average (default: the whole state dict, buffers copied)."""
         self.decay = decay
         self.updates = 0
-        self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+        state = model.state_dict()
+        keys = state if names is None else names
+        self.shadow = {k: state[k].detach().clone().float() for k in keys}
 
     def current_decay(self) -> float:
         return min(self.decay, (1 + self.updates) / (10 + self.updates))
@@ -26,7 +29,9 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         decay = self.current_decay()
         params = dict(model.named_parameters())
-        for key, value in model.state_dict().items():
+        state = model.state_dict()
+        for key in self.shadow:
+            value = state[key]
             if key in params:
                 self.shadow[key].lerp_(value.detach().float(), 1.0 - decay)
             else:

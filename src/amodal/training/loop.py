@@ -229,6 +229,12 @@ class Task:
     validate: Callable  # (eval_model, accelerator) -> metrics dict (gathered over processes)
     describe: Callable  # metrics dict -> one line for the progress bar
     save: Callable  # (folder, EMA state dict) -> writes the exported model folder
+    # The parameter names the EMA averages (None: all of ``model.backbone``'s); a model that trains
+    # a subset of a large network (the ``svd`` backbone) averages only what it trains.
+    ema_names: tuple[str, ...] | None = None
+    # ``ema state -> context manager`` under which ``validate(None, accelerator)`` sees the EMA
+    # weights (None: they are loaded into ``eval_model`` strictly), for models too large to copy.
+    with_ema: Callable | None = None
 
 
 def train_segmentation(
@@ -292,7 +298,9 @@ def run_training(build: Callable, config, out_dir: str | Path, *, stop_at: int |
     out_dir = Path(out_dir)
     # cpu=True without CUDA: several processes started by `accelerate launch` then
     # join one CPU (gloo) group instead of each running alone.
-    accelerator = Accelerator(mixed_precision="bf16" if config.bf16 else "no", cpu=not torch.cuda.is_available())
+    precision = getattr(config, "mixed_precision", "") or ("bf16" if config.bf16 else "no")
+    accumulate = getattr(config, "grad_accumulation", 1)  # micro-batches per optimiser step
+    accelerator = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
     main = accelerator.is_main_process
     config_path = out_dir / "config.json"
     if config_path.is_file():
@@ -311,9 +319,10 @@ def run_training(build: Callable, config, out_dir: str | Path, *, stop_at: int |
     if main and output_command(out_dir) is None:
         mark_output(out_dir, task.command)
     model = task.model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay, betas=getattr(config, "adam_betas", (0.9, 0.99)))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, config))
-    ema = EMA(model.backbone, config.ema_decay)
+    ema = EMA(model.backbone, config.ema_decay, task.ema_names)
 
     step = 0
     pending = [0.0, 0]  # loss sum and count since the last log line
@@ -348,8 +357,12 @@ def run_training(build: Callable, config, out_dir: str | Path, *, stop_at: int |
             )
 
     def run_validation() -> None:
-        load_state_strict(task.eval_model.backbone, ema.state_dict(), "EMA weights")
-        metrics = task.validate(task.eval_model, accelerator)
+        if task.with_ema is None:
+            load_state_strict(task.eval_model.backbone, ema.state_dict(), "EMA weights")
+            metrics = task.validate(task.eval_model, accelerator)
+        else:
+            with task.with_ema(ema.state_dict()):
+                metrics = task.validate(None, accelerator)
         log({"step": step, "val": metrics})
         if main and progress:
             bar.write(f"step {step}: {task.describe(metrics)}")
@@ -359,13 +372,18 @@ def run_training(build: Callable, config, out_dir: str | Path, *, stop_at: int |
     tic = time.perf_counter()
     model.train()
     while step < end:
-        batch = task.batch(step, accelerator.process_index, config.batch_size)
-        generator = step_generator(config.seed, step, accelerator.process_index)
-        with accelerator.autocast():
-            loss = task.loss(model, batch, generator)
-        accelerator.backward(loss)
+        losses = []
+        for micro in range(accumulate):  # one micro-batch (the plain case) draws as step `step` always did
+            draw = step if accumulate == 1 else step * accumulate + micro
+            batch = task.batch(draw, accelerator.process_index, config.batch_size)
+            generator = step_generator(config.seed, draw, accelerator.process_index)
+            with accelerator.autocast():
+                loss = task.loss(model, batch, generator)
+            accelerator.backward(loss / accumulate)
+            losses.append(loss.detach())
+        loss = torch.stack(losses).mean()
         if config.grad_clip > 0:
-            accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+            accelerator.clip_grad_norm_(trained, config.grad_clip)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)

@@ -216,7 +216,7 @@ def read_config(path: str | Path, *, num_frames: int | None = None, height: int 
     return OfficialConfig(
         svd=svd,
         schedule=schedule,
-        num_frames=int(num_frames or unet_config.num_frames),
+        num_frames=int(num_frames or meta.get("num_frames", unet_config.num_frames)),
         height=int(height or meta.get("height", OfficialConfig.height)),
         width=int(width or meta.get("width", OfficialConfig.width)),
     )

@@ -244,6 +244,18 @@ def _load_into(modules: dict[str, nn.Module], weights: dict[str, torch.Tensor], 
             raise CheckpointError(f"{where}: {name} weights not set by the checkpoint: {leftover[:8]}")
 
 
+def build_networks(config: OfficialConfig, weights: dict[str, torch.Tensor], where: Path, dtype: torch.dtype = torch.float32) -> dict[str, nn.Module]:
+    """The three networks of ``config`` with ``weights`` (``unet.*``, ``vae.*``, ``image_encoder.*``) loaded strictly.
+
+    The VAE runs in float32 where ``dtype`` is float16 (``force_upcast``). Returns
+    ``{"unet": ..., "vae": ..., "image_encoder": ...}``.
+    """
+    modules = _build_empty(config)
+    vae_dtype = vae_run_dtype(dtype, config.svd.vae.force_upcast)
+    _load_into(modules, weights, where, {"unet": dtype, "image_encoder": dtype, "vae": vae_dtype})
+    return modules
+
+
 def load_official_model(
     path: str | Path,
     runtime: RuntimeConfig = RuntimeConfig(),
@@ -284,9 +296,7 @@ def load_official_model(
             f"{path}: not a model folder; expected an official Diffusion-VAS folder (with model_index.json) "
             f"or one written by `amodal convert official`"
         )
-    modules = _build_empty(config)
-    vae_dtype = vae_run_dtype(dtype, config.svd.vae.force_upcast)
-    _load_into(modules, weights, path, {"unet": dtype, "image_encoder": dtype, "vae": vae_dtype})
+    modules = build_networks(config, weights, path, dtype)
     return OfficialModel(config, modules["unet"], modules["vae"], modules["image_encoder"], runtime)
 
 
@@ -300,6 +310,10 @@ class OfficialStage:
     :class:`~amodal.completion.official.OfficialCompleter` (stage 2) differ only in how
     they build the two conditions and read the decoded frames.
     """
+
+    # The spatio-temporal U-Net takes any frame count; a clip shorter than num_frames runs at its
+    # own length (the reference pipeline takes num_frames per call) instead of being padded.
+    any_length = True
 
     def __init__(self, model: OfficialModel, settings: GenerationConfig = GenerationConfig()):
         self.model = model
