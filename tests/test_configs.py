@@ -268,6 +268,7 @@ def tiny_runs(tmp_path_factory):
             tiny = config.replace(
                 data=data,
                 init_from=start_of(config.init_from),
+                distill_from=start_of(config.distill_from),  # a teacher is a documented run too
                 steps=2,
                 batch_size=min(config.batch_size, 2),
                 warmup_steps=1,
