@@ -16,6 +16,8 @@ EXAMPLE = """\
   amodal train export runs/default --out my_model --sampling-steps 1   # and its measured best steps as the default
   amodal train segmentation --config configs/default.json --out runs/default --stop-at 500   # first 500 steps only
   amodal train completion --config configs/completion/default-completion.json --out runs/default-completion --threads 1
+  amodal train segmentation --config my-svd.json --out runs/svd   # "backbone": "svd": fine-tune the paper's model
+  amodal train export runs/svd --out my-diffusion-vas              # an official-layout folder (docs/training-svd.md)
   # configs/README.md: the recipes; configs/curriculum/README.md: how the bundled models were trained
 """
 
