@@ -123,6 +123,18 @@ def save_checkpoint(
     return path
 
 
+def pick_checkpoint(run_dir: Path, checkpoint: str | Path | None) -> Path:
+    """The checkpoint an export reads: ``checkpoint`` when given, else the run's newest (``InputError`` when none)."""
+    from amodal.errors import InputError
+
+    if checkpoint is not None:
+        return Path(checkpoint)
+    found = list_checkpoints(Path(run_dir) / "checkpoints")
+    if not found:
+        raise InputError(f"{run_dir}: no checkpoints to export; train first")
+    return found[-1]
+
+
 def list_checkpoints(root: Path) -> list[Path]:
     """Complete checkpoint folders under ``root``, oldest first."""
     root = Path(root)

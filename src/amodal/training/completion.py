@@ -476,15 +476,11 @@ def export_completion(
 ) -> Path:
     """Export the EMA weights of a completion run's newest (or the given) checkpoint as a model folder."""
     from amodal.checkpoints.safetensors import load_state_strict, read_safetensors
-    from amodal.training.checkpoint import list_checkpoints
+    from amodal.training.checkpoint import pick_checkpoint
 
     run_dir = Path(run_dir)
     config = CompletionTrainConfig.from_json(run_dir / "config.json")
-    if checkpoint is None:
-        found = list_checkpoints(run_dir / "checkpoints")
-        if not found:
-            raise InputError(f"{run_dir}: no checkpoints to export; train first")
-        checkpoint = found[-1]
+    checkpoint = pick_checkpoint(run_dir, checkpoint)
     model = build_completer(config.model)
     load_state_strict(model.backbone, read_safetensors(Path(checkpoint) / "ema.safetensors"), str(checkpoint))
     from amodal.training.loop import with_sampling

@@ -42,7 +42,7 @@ from amodal.checkpoints.formats import OURS
 from amodal.checkpoints.registry import resolve
 from amodal.checkpoints.safetensors import load_state_strict, read_safetensors
 from amodal.checkpoints.surgery import diffusion_from_regression, widen_condition
-from amodal.training.checkpoint import list_checkpoints, resume_newest, save_checkpoint
+from amodal.training.checkpoint import pick_checkpoint, resume_newest, save_checkpoint
 from amodal.training.config import TrainConfig
 from amodal.training.data import Batch, WindowSampler, open_pool, validation_windows
 from amodal.training.ema import EMA
@@ -290,7 +290,8 @@ def run_training(build: Callable, config, out_dir: str | Path, *, stop_at: int |
 
     ``config`` holds the optimisation settings both stages share (steps, batch_size, lr,
     warmup_steps, lr_final_ratio, weight_decay, grad_clip, ema_decay, log_every,
-    checkpoint_every, keep_checkpoints, validate_every, seed, bf16) and ``to_dict()``.
+    checkpoint_every, keep_checkpoints, validate_every, seed, bf16 or mixed_precision) and ``to_dict()``;
+    ``grad_accumulation`` and ``adam_betas`` where it has them.
     """
     from accelerate import Accelerator
     from tqdm import tqdm
@@ -298,7 +299,7 @@ def run_training(build: Callable, config, out_dir: str | Path, *, stop_at: int |
     out_dir = Path(out_dir)
     # cpu=True without CUDA: several processes started by `accelerate launch` then
     # join one CPU (gloo) group instead of each running alone.
-    precision = getattr(config, "mixed_precision", "") or ("bf16" if config.bf16 else "no")
+    precision = getattr(config, "mixed_precision", None) or ("bf16" if config.bf16 else "no")
     accumulate = getattr(config, "grad_accumulation", 1)  # micro-batches per optimiser step
     accelerator = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
     main = accelerator.is_main_process
@@ -434,11 +435,7 @@ def export_checkpoint(
             f"{run_dir}: not a training run folder (no config.json); pass the --out folder of `amodal train segmentation`"
         )
     config = TrainConfig.from_json(run_dir / "config.json")
-    if checkpoint is None:
-        found = list_checkpoints(run_dir / "checkpoints")
-        if not found:
-            raise InputError(f"{run_dir}: no checkpoints to export; train first")
-        checkpoint = found[-1]
+    checkpoint = pick_checkpoint(run_dir, checkpoint)
     state = read_safetensors(Path(checkpoint) / "ema.safetensors", fix="pick another checkpoint with --checkpoint")
     model = build_segmenter(config.model)
     load_state_strict(model.backbone, state, str(Path(checkpoint) / "ema.safetensors"))

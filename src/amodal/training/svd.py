@@ -110,7 +110,6 @@ class SVDTrainConfig:
     val_steps: int = 4
     val_guidance: float = 1.5
     seed: int = 0
-    bf16: bool = False  # unused (see mixed_precision); kept so the shared loop reads one name
 
     def __post_init__(self) -> None:
         if self.backbone != "svd":
@@ -194,31 +193,55 @@ def read_start(path: str | Path, config: SVDTrainConfig):
             "Diffusion image-to-video folder in diffusers layout"
         )
     official = adapter.read_config(root, num_frames=config.num_frames, height=config.height, width=config.width)
-    unet = read_safetensors(adapter._weight_file(root, "unet"))
+    if has_condition_conv(root):
+        return official, adapter.read_weights(root), leftover_conv(root)
+    unet = read_safetensors(adapter.weight_files(root, "unet"))
     conv = "conv_in"
-    if f"{adapter.CONDITION_CONV}.weight" in unet:
-        leftover = {k: unet[k] for k in (f"{conv}.weight", f"{conv}.bias") if k in unet}
-        weights = adapter.read_weights(root)
-    else:
-        # SVD image-to-video: widen conv_in from 8 to 12 input channels, the new ones at zero.
-        old = unet.get(f"{conv}.weight")
-        latent = official.svd.vae.latent_channels
-        if old is None or old.shape[1] != 2 * latent:
-            raise CheckpointError(
-                f"{root / 'unet'}: conv_in.weight must take {2 * latent} channels (an SVD image-to-video U-Net), "
-                f"got {None if old is None else tuple(old.shape)}"
-            )
-        leftover = {f"{conv}.weight": old.clone(), f"{conv}.bias": unet[f"{conv}.bias"].clone()}
-        wide = torch.zeros(old.shape[0], 3 * latent, *old.shape[2:], dtype=old.dtype)
-        wide[:, : 2 * latent] = old
-        unet[f"{conv}.weight"] = wide
-        weights = {f"unet.{k}": v for k, v in unet.items()}
-        for component in ("vae", "image_encoder"):
-            tensors = read_safetensors(adapter._weight_file(root, component))
-            weights.update({f"{component}.{k}": v for k, v in tensors.items()})
-        for name in adapter.IGNORED_WEIGHTS:
-            weights.pop(name, None)
+    # SVD image-to-video: widen conv_in from 8 to 12 input channels, the new ones at zero.
+    old = unet.get(f"{conv}.weight")
+    latent = official.svd.vae.latent_channels
+    if old is None or old.shape[1] != 2 * latent:
+        raise CheckpointError(
+            f"{root / 'unet'}: conv_in.weight must take {2 * latent} channels (an SVD image-to-video U-Net), "
+            f"got {None if old is None else tuple(old.shape)}"
+        )
+    leftover = {f"{conv}.weight": old.clone(), f"{conv}.bias": unet[f"{conv}.bias"].clone()}
+    wide = torch.zeros(old.shape[0], 3 * latent, *old.shape[2:], dtype=old.dtype)
+    wide[:, : 2 * latent] = old
+    unet[f"{conv}.weight"] = wide
+    weights = {f"unet.{k}": v for k, v in unet.items()}
+    for component in ("vae", "image_encoder"):
+        tensors = read_safetensors(adapter.weight_files(root, component))
+        weights.update({f"{component}.{k}": v for k, v in tensors.items()})
+    for name in adapter.IGNORED_WEIGHTS:
+        weights.pop(name, None)
     return official, weights, leftover
+
+
+def has_condition_conv(root: Path) -> bool:
+    """Whether a start folder's U-Net already has the official 12-channel ``conv_in2`` (read from the file headers)."""
+    from safetensors import safe_open
+
+    from amodal.checkpoints.official.adapter import CONDITION_CONV, weight_files
+
+    for f in weight_files(Path(root), "unet"):
+        with safe_open(str(f), "pt") as handle:
+            if f"{CONDITION_CONV}.weight" in handle.keys():
+                return True
+    return False
+
+
+def leftover_conv(root: Path) -> dict[str, torch.Tensor]:
+    """The U-Net's 8-channel ``conv_in`` (the official layout's unused one, or an SVD folder's own), read alone."""
+    from safetensors import safe_open
+
+    from amodal.checkpoints.official.adapter import weight_files
+
+    out = {}
+    for f in weight_files(Path(root), "unet"):
+        with safe_open(str(f), "pt") as handle:
+            out.update({k: handle.get_tensor(k) for k in ("conv_in.weight", "conv_in.bias") if k in handle.keys()})
+    return out
 
 
 # The model being trained -------------------------------------------------------------------------
@@ -390,12 +413,8 @@ def sampling_model(trainee: SVDTrainee):
     from amodal.checkpoints.official.model import OfficialModel
 
     device = next(trainee.backbone.parameters()).device
-    runtime = RuntimeConfig(device=device.type, dtype="float32")
-    model = OfficialModel.__new__(OfficialModel)  # share the networks: no _place, no copies
-    model.config, model.runtime = trainee.official, runtime
-    model.device, model.dtype = device, torch.float32
-    model.backbone, model.vae, model.image_encoder = trainee.backbone, trainee.vae, trainee.image_encoder
-    return model
+    runtime = RuntimeConfig(device=str(device), dtype="float32")
+    return OfficialModel(trainee.official, trainee.backbone.unet, trainee.vae, trainee.image_encoder, runtime, place=False)
 
 
 @torch.no_grad()
@@ -535,19 +554,15 @@ def train_svd(config: SVDTrainConfig, out_dir: str | Path, *, stop_at: int | Non
 def export_svd_run(run_dir: str | Path, out: str | Path, checkpoint: str | Path | None = None) -> Path:
     """Export the EMA weights of an svd run's newest (or the given) checkpoint as an official-layout folder."""
     from amodal.checkpoints.safetensors import read_safetensors
-    from amodal.training.checkpoint import list_checkpoints
+    from amodal.training.checkpoint import pick_checkpoint
 
     run_dir = Path(run_dir)
     config = SVDTrainConfig.from_json(run_dir / "config.json")
-    if checkpoint is None:
-        found = list_checkpoints(run_dir / "checkpoints")
-        if not found:
-            raise InputError(f"{run_dir}: no checkpoints to export; train first")
-        checkpoint = found[-1]
-    checkpoint = Path(checkpoint)
+    checkpoint = pick_checkpoint(run_dir, checkpoint)
     fix = "pick another checkpoint with --checkpoint"
     weights = read_safetensors(checkpoint / "model.safetensors", fix=fix)
     ema = read_safetensors(checkpoint / "ema.safetensors", fix=fix)
-    _, _, leftover = read_start(config.start_from, config)
+    start = Path(config.start_from)
+    leftover = leftover_conv(start)  # the 8-channel conv_in: official's leftover, or SVD's own
     unet = {k.removeprefix("unet."): v for k, v in {**weights, **ema}.items()}
     return export_official(out, config, unet, leftover, "train export")

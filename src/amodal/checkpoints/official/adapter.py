@@ -251,7 +251,8 @@ def schedule_from_config(scheduler: Mapping[str, Any], where: Path | str = "sche
     return NoiseSchedule(sigma_min=sigma_min, sigma_max=sigma_max, init_noise_sigma=init)
 
 
-def _weight_file(root: Path, component: str) -> list[Path]:
+def weight_files(root: Path, component: str) -> list[Path]:
+    """The safetensors file(s) of one component folder (one file or the shards of an index); pickles are refused."""
     folder = root / component
     for name in WEIGHT_FILES[component]:
         if (folder / name).is_file():
@@ -285,7 +286,7 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     root = Path(path)
     weights: dict[str, torch.Tensor] = {}
     for component in WEIGHT_COMPONENTS:
-        tensors = read_safetensors(_weight_file(root, component))
+        tensors = read_safetensors(weight_files(root, component))
         if component == "unet":
             tensors = adapt_unet_weights(tensors, root / "unet")
         weights.update({f"{component}.{k}": v for k, v in tensors.items()})

@@ -65,14 +65,17 @@ class OfficialModel:
     and moved to the GPU one at a time while in use (``offload``).
     """
 
-    def __init__(self, config: OfficialConfig, unet: nn.Module, vae: nn.Module, image_encoder: nn.Module, runtime: RuntimeConfig):
+    def __init__(self, config: OfficialConfig, unet: nn.Module, vae: nn.Module, image_encoder: nn.Module, runtime: RuntimeConfig,
+                 *, place: bool = True):
+        """``place=False`` uses the networks where and as they are (a training run sampling its own weights)."""
         self.config = config
         self.runtime = runtime
         self.device, self.dtype = runtime.resolve()
         self.backbone = SVDBackbone(unet).eval()
         self.vae = vae.eval()
         self.image_encoder = image_encoder.eval()
-        self._place()
+        if place:
+            self._place()
 
     # Placement -----------------------------------------------------------------------------
     def _vae_dtype(self) -> torch.dtype:
