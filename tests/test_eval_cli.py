@@ -432,3 +432,21 @@ def test_two_accelerate_processes_give_the_numbers_of_one(amodal, tmp_path):
     for name in ("predictions_convex.json", "predictions_temporal.json"):
         assert json.loads((tmp_path / "two" / name).read_text()) == json.loads((tmp_path / "one" / name).read_text())
     assert done.stdout.count("wrote ") == 1  # only the main process reports
+
+
+def test_a_process_group_is_closed_before_the_interpreter_exits(tmp_path):
+    # An open gloo group at exit aborts the process at random; the group must be gone by then.
+    script = """
+import atexit, os
+import torch.distributed as dist
+atexit.register(lambda: print("open at exit:", dist.is_initialized()))  # runs last (LIFO)
+dist.init_process_group("gloo", init_method="file://" + os.environ["STORE"], rank=0, world_size=1)
+from amodal.util.processes import leave_group_at_exit
+leave_group_at_exit()
+leave_group_at_exit()  # registering twice closes once
+print("open now:", dist.is_initialized())
+"""
+    env = dict(os.environ, STORE=str(tmp_path / "store"), PYTHONPATH=str(REPO / "src"))
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["open now: True", "open at exit: False"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from amodal.errors import AmodalError, InputError
+from amodal.util.processes import leave_group_at_exit
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ def current_shard() -> Shard:
     from accelerate import PartialState
 
     state = PartialState(cpu=not torch.cuda.is_available())
+    leave_group_at_exit()
     return Shard(state.process_index, state.num_processes)
 
 

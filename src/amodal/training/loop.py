@@ -32,6 +32,7 @@ import torch
 
 from amodal.errors import InputError
 from amodal.util.fs import atomic_path, mark_output, output_command, remove_stale_temporaries_in, write_json
+from amodal.util.processes import leave_group_at_exit
 from amodal.segmentation.model import (
     SegmenterConfig,
     build_segmenter,
@@ -302,6 +303,8 @@ def run_training(build: Callable, config, out_dir: str | Path, *, stop_at: int |
     precision = getattr(config, "mixed_precision", None) or ("bf16" if config.bf16 else "no")
     accumulate = getattr(config, "grad_accumulation", 1)  # micro-batches per optimiser step
     accelerator = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
+    if accelerator.num_processes > 1:
+        leave_group_at_exit()
     main = accelerator.is_main_process
     config_path = out_dir / "config.json"
     if config_path.is_file():
