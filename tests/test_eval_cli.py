@@ -450,3 +450,17 @@ print("open now:", dist.is_initialized())
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines() == ["open now: True", "open at exit: False"]
+
+
+def test_eval_with_true_amodal_boxes(amodal, tmp_path):
+    write_synthetic_split(tmp_path / "data", videos=2, frames=5)
+    common = ["--dataset", "synthetic", "--data", tmp_path / "data", "--method", "modal", "--method", "convex",
+              "--quiet", "--no-plots"]
+    assert amodal(*common, "--out", tmp_path / "free")[0] == 0
+    code, out, err = amodal(*common, "--amodal-boxes", "gt", "--out", tmp_path / "boxed")
+    assert code == 0, err
+    free, boxed = _metrics(tmp_path / "free"), _metrics(tmp_path / "boxed")
+    assert boxed["modal"]["miou"] == free["modal"]["miou"]  # the visible mask is inside its amodal box
+    assert boxed["convex"]["miou"] >= free["convex"]["miou"] - 1e-9  # cutting to the true box never loses truth
+    code, _, err = amodal(*common, "--amodal-boxes", "file.json", "--out", tmp_path / "bad")
+    assert code == 2 and "invalid choice" in err

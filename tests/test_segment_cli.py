@@ -147,3 +147,35 @@ def test_default_model_on_real_clips(real_clips_dir, tmp_path, name):
     ratio = summary["objects"][0]["amodal_to_modal_ratio"]
     assert 1.0 <= ratio < 3.0  # contains the visible part and does not flood the frame
     assert probe_frames(out / "uncertainty.mp4").num_frames == 25
+
+
+def test_segment_with_amodal_boxes_stays_inside_them(tiny_clips, tiny_model, tmp_path, capsys):
+    clip = tiny_clips["binary"]
+    modal = scene_of("binary")["modal"][0]
+    ys, xs = np.nonzero(modal.any(0))
+    box = [int(xs.min()), int(ys.min()), int(xs.max() + 1 - xs.min()), int(ys.max() + 1 - ys.min())]
+    frames = len(modal)
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"1": [box] * (frames - 1) + [None]}))
+    out = tmp_path / "out"
+    assert segment("--frames", clip / "rgbs", "--masks", clip / "masks", "--model", tiny_model,
+                   "--amodal-boxes", boxes, "--out", out) == 0
+    masks = np.stack([np.asarray(Image.open(p)) > 0 for p in sorted((out / "masks" / "1").iterdir())])
+    x, y, w, h = box
+    outside = masks[:-1].copy()
+    outside[:, y : y + h, x : x + w] = False
+    assert not outside.any()  # never outside the box (the last frame has none)
+    assert not (modal & ~masks).any()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["amodal_boxes"] == str(boxes)
+    assert summary["settings"]["pipeline"]["box_mode"] == "crop"
+    capsys.readouterr()
+    boxes.write_text(json.dumps({"1": [box]}))  # one frame's worth for a longer clip
+    assert segment("--frames", clip / "rgbs", "--masks", clip / "masks", "--model", tiny_model,
+                   "--amodal-boxes", boxes, "--out", tmp_path / "bad") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"amodal: error: --amodal-boxes {boxes}: object 1 needs one entry per frame") and "\n" not in err
+    assert not (tmp_path / "bad").exists()
+    assert segment("--frames", clip / "rgbs", "--masks", clip / "masks", "--model", tiny_model,
+                   "--amodal-boxes", boxes, "--out", boxes, "--overwrite") == 2  # an input is never the output
+    assert json.loads(boxes.read_text()) == {"1": [box]}

@@ -50,6 +50,7 @@ class SegmentRunConfig:
     fps: float | None = None  # output frame rate; None = the video's own (8 for folders)
     gif_max_frames: int = 300  # longer videos get only the MP4 overlay (GIFs grow large)
     pipeline: SegmentationConfig = field(default_factory=SegmentationConfig)
+    amodal_boxes: str | None = None  # JSON file of amodal boxes per object and frame (segmentation/boxes.py)
     overwrite: bool = False  # replace an existing --out that amodal segment did not write
 
 
@@ -74,7 +75,7 @@ def inputs_of(config: SegmentRunConfig) -> tuple:
     """The paths this run reads: the output may be none of them, nor hold or sit inside one."""
     from amodal.checkpoints.registry import model_inputs
 
-    return (config.frames, config.masks, config.depth, config.depth_model, *model_inputs(config.model))
+    return (config.frames, config.masks, config.depth, config.depth_model, config.amodal_boxes, *model_inputs(config.model))
 
 
 # Memory one model-canvas pixel of one (object, sample) row costs while a window runs, measured for
@@ -146,6 +147,11 @@ def segment_video(config: SegmentRunConfig) -> dict:
 
     ids = source.object_ids
     samples = config.pipeline.samples
+    boxes = None
+    if config.amodal_boxes is not None:
+        from amodal.segmentation.boxes import read_boxes
+
+        boxes = read_boxes(config.amodal_boxes, tuple(ids), source.num_frames)
     with atomic_dir(out, command="segment") as tmp:
         writer = SegmentationWriter(tmp, source, with_uncertainty=samples > 1)
         modal_iter = source.iter_modal()
@@ -157,7 +163,7 @@ def segment_video(config: SegmentRunConfig) -> dict:
                 yield modal
 
         t0 = time.perf_counter()
-        for result in pipe.stream(tap(), depth_stream, source.size, source.num_frames):
+        for result in pipe.stream(tap(), depth_stream, source.size, source.num_frames, amodal_boxes=boxes):
             writer.add(result.index, kept_modal.pop(result.index), result.amodal, result.frequency)
         timings["segmentation"] = time.perf_counter() - t0
         for key, value in pipe.last_timings.items():

@@ -17,6 +17,10 @@ EXAMPLE = """\
               --track-offsets ../shared/fixtures/official_metrics/tao_amodal/track_ids_abs2rel.json \\
               --predictions ../shared/fixtures/official_metrics/tao_amodal/predictions.json --out runs/eval_tao
 
+  # amodal boxes as a prior (the paper's pseudo ground truth): every method stays inside the true boxes
+  amodal eval --dataset synthetic --data data/synth --method modal --method default --amodal-boxes gt \
+              --out runs/eval_synth_boxes
+
   # content completion (stage 2) with the ground-truth amodal masks, then end to end after a stage-1 method:
   amodal eval --task completion --dataset synthetic --data data/synth --method copy-modal --method temporal \\
               --out runs/complete_synth
@@ -112,6 +116,9 @@ def register(subparsers) -> None:
         "--window", type=int, metavar="N", help="score clips in windows of N frames; None scores whole clips"
     )
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N clips (quick checks)")
+    parser.add_argument("--amodal-boxes", choices=("gt",), default=None, help="give every method the annotation's amodal boxes as a prior (TAO-Amodal's bbox, else the boxes of the true amodal masks); output stays inside them")
+    parser.add_argument("--box-mode", choices=("crop", "clip"), default="crop", help="with --amodal-boxes: learned models see each object's box region (crop) or the whole frame (clip); both cut the output to the box")
+    parser.add_argument("--box-margin", type=float, default=0.25, metavar="F", help="with --box-mode crop: context around the boxes, a fraction of their size per side")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder, written when the run completes (an earlier `amodal eval` output there is replaced)")
@@ -147,6 +154,9 @@ def run(args: argparse.Namespace) -> int:
         masks=args.masks,
         lpips_weights=args.lpips_weights,
         fvd_weights=args.fvd_weights,
+        amodal_boxes=args.amodal_boxes,
+        box_mode=args.box_mode,
+        box_margin=args.box_margin,
     )
     results = run_evaluation(config)
     if current_shard().is_main:

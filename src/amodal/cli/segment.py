@@ -10,6 +10,8 @@ EXAMPLE = """\
       --samples 4 --window 16 --overlap 4 --out runs/street
   amodal segment --frames f/ --masks m/ --model checkpoints/diffusion-vas-amodal-segmentation \\
       --depth-model checkpoints/depth-anything-v2-small --device cuda --dtype float16 --out runs/official
+  # amodal boxes as a prior ({"<object id>": [[x, y, w, h] or null, ...one per frame]}):
+  amodal segment --frames f/ --masks m/ --amodal-boxes boxes.json --out runs/boxed
 """
 
 
@@ -55,6 +57,9 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="float32", help="float32 (amodal's own models); official checkpoints also take bfloat16 on CPU, float16 or bfloat16 on CUDA")
     p.add_argument("--fps", type=float, help="frame rate of the outputs (default: the video's own, 8 for folders)")
+    p.add_argument("--amodal-boxes", metavar="FILE", help='JSON {"<object id>": [[x, y, w, h] or null, ...one per frame]}: each amodal mask stays inside its box (docs/applications.md)')
+    p.add_argument("--box-mode", choices=("crop", "clip"), default="crop", help="with --amodal-boxes: the model sees each object's box region (crop) or the whole frame (clip)")
+    p.add_argument("--box-margin", type=float, default=0.25, metavar="F", help="with --box-mode crop: context around the boxes, a fraction of their size per side")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -78,9 +83,11 @@ def run(args) -> int:
         resolution=args.resolution,
         fps=args.fps,
         overwrite=args.overwrite,
+        amodal_boxes=args.amodal_boxes,
         pipeline=SegmentationConfig(
             steps=args.steps, guidance=args.guidance, samples=args.samples, seed=args.seed, window=args.window,
-            overlap=args.overlap, blend=args.blend, pad=args.pad, batch_size=args.batch_size, progress=not args.quiet,
+            overlap=args.overlap, blend=args.blend, pad=args.pad, batch_size=args.batch_size,
+            box_mode=args.box_mode, box_margin=args.box_margin, progress=not args.quiet,
         ),
     )
     summary = segment_video(config)

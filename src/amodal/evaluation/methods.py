@@ -1,6 +1,8 @@
 """Methods under evaluation: anything that maps a :class:`amodal.Clip` to a :class:`Prediction`.
 
-A method is a callable ``Clip -> Prediction``. Deterministic methods return
+A method is a callable ``Clip -> Prediction``; called with ``amodal_boxes=`` (``(K, T, 4)``
+``[x, y, w, h]``, segmentation/boxes.py) it keeps its masks inside those boxes, which learned
+methods also use as input. Deterministic methods return
 one sample; diffusion methods return ``S`` hypotheses, of which evaluation
 scores sample 0 as Top-1 and the best of the first ``k`` per (video, object)
 as Top-k, as in the paper.
@@ -65,6 +67,8 @@ class MethodOptions:
     steps: int | None = None  # denoising steps of diffusion models; None = each model's own best (its config)
     guidance: float | None = None  # classifier-free guidance scale; None = each model's own
     use_depth: bool = True  # False runs learned models mask-only even when the clip has depth
+    box_mode: str = "crop"  # how learned models use amodal boxes when evaluation gives them (SegmentationConfig)
+    box_margin: float = 0.25
 
 
 MethodFactory = Callable[[MethodOptions], Method]
@@ -119,16 +123,29 @@ def model_method(name_or_path: str, options: MethodOptions) -> Method:
         samples=options.samples,
         seed=options.seed,
         use_depth=options.use_depth,
+        box_mode=options.box_mode,
+        box_margin=options.box_margin,
         progress=False,
     )
     return pipeline_method(AmodalSegmentationPipeline.from_pretrained(name_or_path, config))
 
 
 def masks_method(fn: Callable[[Clip], np.ndarray]) -> Method:
-    """A deterministic method from a function ``Clip -> (K, T, H, W) bool`` (one sample)."""
+    """A deterministic method from a function ``Clip -> (K, T, H, W) bool`` (one sample).
 
-    def method(clip: Clip) -> Prediction:
-        return Prediction(np.asarray(fn(clip))[None])
+    With ``amodal_boxes`` its masks are cut to the boxes and unioned with the modal masks, as the
+    segmentation pipeline does.
+    """
+
+    def method(clip: Clip, amodal_boxes: np.ndarray | None = None) -> Prediction:
+        masks = np.asarray(fn(clip))
+        if amodal_boxes is not None:
+            from amodal.segmentation.boxes import check_boxes, rasterize
+
+            boxes = check_boxes(amodal_boxes, clip.num_objects)
+            inside = np.stack([rasterize(boxes[:, t], clip.size) for t in range(clip.num_frames)], axis=1)
+            masks = (masks & inside) | clip.modal_masks
+        return Prediction(masks[None])
 
     method.__name__ = getattr(fn, "__name__", "method")
     return method
@@ -137,15 +154,15 @@ def masks_method(fn: Callable[[Clip], np.ndarray]) -> Method:
 def pipeline_method(pipeline: Callable) -> Method:
     """A method from a segmentation pipeline such as :class:`amodal.segmentation.pipeline.AmodalSegmentationPipeline`.
 
-    ``pipeline(clip, return_samples=True)`` must return an object with
+    ``pipeline(clip, return_samples=True[, amodal_boxes=...])`` must return an object with
     ``samples`` (``(S, K, T, H', W') bool`` or ``None``), ``amodal_masks``
     (``(K, T, H', W') bool``) and ``border`` (``(top, left)`` pixels of extra
     room around the frame, so ``H' = H + 2 * top``); the extra room is cropped
     off, as ground truth covers the frame only.
     """
 
-    def method(clip: Clip) -> Prediction:
-        out = pipeline(clip, return_samples=True)
+    def method(clip: Clip, amodal_boxes: np.ndarray | None = None) -> Prediction:
+        out = pipeline(clip, return_samples=True) if amodal_boxes is None else pipeline(clip, return_samples=True, amodal_boxes=amodal_boxes)
         samples = out.samples if out.samples is not None else out.amodal_masks[None]
         top, left = (int(b) for b in getattr(out, "border", (0, 0)))
         h, w = clip.size

@@ -25,6 +25,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from amodal.data.datasets import DATASET_KINDS, index_dataset
 from amodal.data.datasets.base import split_item
 from amodal.errors import InputError
@@ -64,6 +66,9 @@ class EvalConfig:
     fvd_weights: Path | None = None  # completion: local Kinetics-400 I3D weights (amodal.evaluation.fvd); None reports FVD skipped
     fvd_size: int = 224  # completion: side of the square frames I3D sees; 224 as it was trained (less only in quick tests)
     propagate: bool = True  # completion: our models paint only what no frame shows (PipelineConfig.propagate)
+    amodal_boxes: str | None = None  # "gt": methods get the annotation's amodal boxes as a prior (segmentation/boxes.py)
+    box_mode: str = "crop"  # how learned methods use the boxes (SegmentationConfig.box_mode)
+    box_margin: float = 0.25  # context around the boxes in "crop" mode (SegmentationConfig.box_margin)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -81,6 +86,10 @@ class EvalConfig:
                 raise InputError(f"fvd_size must be >= 1, got {self.fvd_size}")
         elif self.masks != "gt" or self.lpips_weights is not None or self.fvd_weights is not None or not self.propagate:
             raise InputError("--masks, --lpips-weights, --fvd-weights and --no-propagate are for --task completion")
+        if self.amodal_boxes not in (None, "gt"):
+            raise InputError(f"--amodal-boxes takes 'gt' (the annotation's boxes), got {self.amodal_boxes!r}")
+        if self.amodal_boxes is not None and (self.task != "segmentation" or self.predictions is not None):
+            raise InputError("--amodal-boxes is for running --method with --task segmentation")
         if self.dataset not in DATASET_KINDS:
             raise InputError(f"--dataset must be one of {', '.join(DATASET_KINDS)}, got {self.dataset!r}")
         if (self.predictions is None) == (not self.methods):
@@ -125,7 +134,8 @@ def _progress(indices, shard: Shard, config: EvalConfig, what: str):
 
 def _run_methods(config: EvalConfig, index, indices, shard: Shard) -> dict:
     options = MethodOptions(
-        samples=config.samples, seed=config.seed, steps=config.steps, guidance=config.guidance, use_depth=config.use_depth
+        samples=config.samples, seed=config.seed, steps=config.steps, guidance=config.guidance, use_depth=config.use_depth,
+        box_mode=config.box_mode, box_margin=config.box_margin,
     )
     methods = {name: get_method(name, options) for name in config.methods}
     tables = {name: [] for name in methods}
@@ -135,8 +145,9 @@ def _run_methods(config: EvalConfig, index, indices, shard: Shard) -> dict:
         for part, window in split_item(item, config.window):
             scored = range(window.scored_from - window.start, window.stop - window.start)
             clip, annotation = part.clip, part.annotation
+            boxes = _given_boxes(config, annotation)
             for name, method in methods.items():
-                samples = method(clip).samples
+                samples = (method(clip) if boxes is None else method(clip, amodal_boxes=boxes)).samples
                 expected = (clip.num_objects, clip.num_frames, *clip.size)
                 if samples.shape[1:] != expected:
                     raise InputError(
@@ -150,6 +161,19 @@ def _run_methods(config: EvalConfig, index, indices, shard: Shard) -> dict:
                     tables[name].append(score_masks(config.dataset, annotation, samples, i, window.start, scored))
                     entries[name].update(formats.mask_entries(config.dataset, annotation, samples[0], scored))
     return {name: (FrameTable.concat(tables[name]), entries[name]) for name in methods}
+
+
+def _given_boxes(config: EvalConfig, annotation) -> np.ndarray | None:
+    """The amodal boxes methods get (``--amodal-boxes gt``): the annotation's, else those of its amodal masks."""
+    if config.amodal_boxes is None:
+        return None
+    from amodal.segmentation.boxes import boxes_of_masks
+
+    if annotation.amodal_boxes is not None:
+        return annotation.amodal_boxes
+    if annotation.amodal_masks is None:
+        raise InputError(f"--amodal-boxes gt: {annotation.source} has neither amodal boxes nor amodal masks")
+    return boxes_of_masks(annotation.amodal_masks)
 
 
 def _score_file(config: EvalConfig, index, indices, shard: Shard) -> dict:

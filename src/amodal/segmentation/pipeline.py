@@ -24,6 +24,7 @@ from amodal.errors import InputError
 from amodal.data.geometry import Letterbox, crop_border, from_model, letterbox, to_model
 from amodal.data.windows import StreamingPlan
 from amodal.depth.normalize import normalize_depth
+from amodal.segmentation import boxes as box_prior
 from amodal.segmentation.protocol import AmodalSegmenter
 
 BLEND_MODES = ("average", "ramp")
@@ -46,6 +47,10 @@ class SegmentationConfig:
     pad: float = 0.0  # extra room around the frame (fraction of H and W per side) so objects may extend past the border
     batch_size: int = 8  # (object, sample) rows per model call; bounds memory
     use_depth: bool = True  # False runs the model mask-only even when depth is given
+    # With amodal boxes (segmentation/boxes.py): "crop" shows the model each object's box region,
+    # "clip" the whole frame; either way the output is cut to the boxes. Measured in docs/applications.md.
+    box_mode: str = "crop"
+    box_margin: float = 0.25  # context around the window's union box, a fraction of its size per side ("crop")
     progress: bool = True  # tqdm bar per window
 
     def __post_init__(self):
@@ -67,6 +72,10 @@ class SegmentationConfig:
             raise InputError(f"--pad must be >= 0, got {self.pad}")
         if self.batch_size < 1:
             raise InputError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.box_mode not in box_prior.BOX_MODES:
+            raise InputError(f"--box-mode must be one of {', '.join(box_prior.BOX_MODES)}, got {self.box_mode!r}")
+        if not 0 <= self.box_margin <= 4:
+            raise InputError(f"--box-margin must be in [0, 4], got {self.box_margin}")
 
 
 @dataclass
@@ -137,8 +146,12 @@ class AmodalSegmentationPipeline:
         return cls(load_segmenter(name_or_path, **load_kwargs), config or SegmentationConfig())
 
     # ------------------------------------------------------------------ whole clips
-    def __call__(self, clip: Clip, return_samples: bool = False) -> SegmentationOutput:
-        """Segment every object of ``clip``; see :class:`SegmentationOutput`."""
+    def __call__(self, clip: Clip, return_samples: bool = False, amodal_boxes: np.ndarray | None = None) -> SegmentationOutput:
+        """Segment every object of ``clip``; see :class:`SegmentationOutput`.
+
+        ``amodal_boxes``: ``(K, T, 4)`` ``[x, y, w, h]`` boxes each amodal mask must stay inside
+        (``nan`` for a frame without one), used as ``config.box_mode`` says (segmentation/boxes.py).
+        """
         start = time.perf_counter()
         depth = clip.depth if self.config.use_depth else None
         results = list(
@@ -148,6 +161,7 @@ class AmodalSegmentationPipeline:
                 frame_size=clip.size,
                 num_frames=clip.num_frames,
                 return_samples=return_samples,
+                amodal_boxes=amodal_boxes,
             )
         )
         amodal = np.stack([r.amodal for r in results], axis=1)
@@ -179,6 +193,7 @@ class AmodalSegmentationPipeline:
         frame_size: tuple[int, int] | None = None,
         num_frames: int | None = None,
         return_samples: bool = False,
+        amodal_boxes: np.ndarray | None = None,
     ) -> Iterator[FrameResult]:
         """Yield one :class:`FrameResult` per input frame, in order, as soon as it is final.
 
@@ -189,6 +204,8 @@ class AmodalSegmentationPipeline:
             frame_size: ``(H, W)``; taken from the first frame when omitted.
             num_frames: the video length if known (only for the progress bar).
             return_samples: also yield every sample's mask (for Top-k evaluation).
+            amodal_boxes: ``(K, T, 4)`` ``[x, y, w, h]`` boxes per object and frame (``nan``:
+                none), at least as many frames as the stream has; see segmentation/boxes.py.
 
         A frame is final once no later window can cover it, so at most about two
         windows of frames are held at any time.
@@ -201,10 +218,13 @@ class AmodalSegmentationPipeline:
         weights = _blend_weights(window, overlap, cfg.blend)
         use_depth = depth_frames is not None and cfg.use_depth
         depth_iter = iter(depth_frames) if use_depth else None
+        cropping = amodal_boxes is not None and cfg.box_mode == "crop"  # else boxes only cut the output
         self.last_timings = {"model": 0.0, "preprocess": 0.0, "postprocess": 0.0, "windows": 0}
 
         # Per-frame state for frames not yet emitted, indexed by frame number.
-        inputs: deque = deque()  # (index, modal_canvas (K, h, w), depth (h, w) raw canvas or None)
+        # Inputs hold model-canvas maps, or input-resolution ones when boxes crop them (per object,
+        # when a window runs).
+        inputs: deque = deque()  # (index, modal (K, h, w) or (K, H, W), raw depth (h, w) or (H, W) or None)
         originals: dict[int, np.ndarray] = {}  # index -> (K, H, W) bool modal at input resolution
         acc: dict[int, torch.Tensor] = {}  # index -> (S, K, h, w) weighted soft-mask sum
         wsum: dict[int, float] = {}
@@ -222,15 +242,17 @@ class AmodalSegmentationPipeline:
         def run_window(start: int) -> None:
             nonlocal window_index
             frames = [entry for entry in inputs if start <= entry[0] < start + window]
-            self._run_window(frames, weights[: len(frames)], window_index, acc, wsum, window)
+            window_boxes = amodal_boxes[:, start : start + len(frames)] if cropping else None
+            self._run_window(frames, weights[: len(frames)], window_index, acc, wsum, window, box, window_boxes)
             window_index += 1
             self.last_timings["windows"] += 1
 
         def finish(index_limit: int) -> Iterator[FrameResult]:
             nonlocal emitted
             while emitted < index_limit:
+                frame_boxes = None if amodal_boxes is None else amodal_boxes[:, emitted]
                 yield self._finalize(emitted, originals.pop(emitted), acc.pop(emitted), wsum.pop(emitted), box,
-                                     return_samples)
+                                     return_samples, frame_boxes, cropping)
                 emitted += 1
                 if bar is not None:
                     bar.update(1)
@@ -245,6 +267,10 @@ class AmodalSegmentationPipeline:
                 frame_size = frame_size or modal.shape[1:]
                 box = letterbox(tuple(frame_size), self._canvas(), cfg.pad)
                 num_objects = modal.shape[0]
+                if amodal_boxes is not None:
+                    amodal_boxes = box_prior.check_boxes(amodal_boxes, num_objects)
+            if amodal_boxes is not None and index >= amodal_boxes.shape[1]:
+                raise InputError(f"amodal boxes cover {amodal_boxes.shape[1]} frames, but the masks have more")
             if modal.shape != (num_objects, *box.src_size):
                 raise InputError(
                     f"modal masks of frame {index} have shape {modal.shape}, expected {(num_objects, *box.src_size)}"
@@ -258,10 +284,14 @@ class AmodalSegmentationPipeline:
                 if depth.shape != box.src_size:
                     raise InputError(f"depth of frame {index} has shape {depth.shape}, expected {box.src_size}")
             t0 = time.perf_counter()
-            modal_canvas = to_model(torch.from_numpy(modal).float(), box)
-            depth_canvas = None if depth is None else to_model(torch.from_numpy(depth), box, fill=float("nan"))
+            if not cropping:
+                modal_in = to_model(torch.from_numpy(modal).float(), box)
+                depth_in = None if depth is None else to_model(torch.from_numpy(depth), box, fill=float("nan"))
+            else:
+                modal_in = torch.from_numpy(modal)
+                depth_in = None if depth is None else torch.from_numpy(depth)
             self.last_timings["preprocess"] += time.perf_counter() - t0
-            inputs.append((index, modal_canvas, depth_canvas))
+            inputs.append((index, modal_in, depth_in))
             originals[index] = modal
             start = plan.ready(index + 1)
             if start is not None:
@@ -279,14 +309,53 @@ class AmodalSegmentationPipeline:
             bar.close()
 
     # ------------------------------------------------------------------ internals
-    def _run_window(self, frames, weights, window_index, acc, wsum, window) -> None:
+    def _run_window(self, frames, weights, window_index, acc, wsum, window, box, window_boxes) -> None:
+        t0 = time.perf_counter()
+        modal = torch.stack([f[1] for f in frames], dim=1).float()  # (K, T, h, w), or (K, T, H, W) with boxes
+        raw = None if frames[0][2] is None else torch.stack([f[2] for f in frames])  # (T, ...), nan off the frame
+        regions = None
+        if window_boxes is None:
+            depth = None if raw is None else torch.from_numpy(normalize_depth(raw.numpy()))[None].expand(len(modal), -1, -1, -1)
+        else:
+            regions = self._regions(window_boxes, box)
+            canvas = self._canvas()
+            shift = (box.border[0], box.border[1])
+            modal = torch.stack([box_prior.crop(modal[k], _shifted(r, shift, -1), canvas) for k, r in enumerate(regions)])
+            depth = None
+            if raw is not None:
+                depth = torch.stack([
+                    torch.from_numpy(normalize_depth(
+                        box_prior.crop(raw, _shifted(r, shift, -1), canvas, fill=float("nan")).numpy()
+                    ))
+                    for r in regions
+                ])
+        self.last_timings["preprocess"] += time.perf_counter() - t0
+        soft = self._sample(modal, depth, window_index, window)  # (S, K, t, h, w) on the canvas (or the crops)
+        t0 = time.perf_counter()
+        if regions is not None:
+            size = box.padded_size
+            soft = torch.stack([box_prior.uncrop(soft[:, k], r, size) for k, r in enumerate(regions)], dim=1)
+        for t, frame in enumerate(frames):
+            idx = frame[0]
+            w = float(weights[t])
+            acc[idx] = acc[idx] + w * soft[:, :, t] if idx in acc else w * soft[:, :, t]
+            wsum[idx] = wsum.get(idx, 0.0) + w
+        self.last_timings["postprocess"] += time.perf_counter() - t0
+
+    def _regions(self, window_boxes: np.ndarray, box: Letterbox) -> list:
+        """Per object, the crop its window is seen through, in padded-frame pixels (segmentation/boxes.py)."""
+        canvas, cfg = self._canvas(), self.config
+        whole = box_prior.frame_region(box.src_size, box.border, canvas)
+        out = []
+        for k in range(len(window_boxes)):
+            region = box_prior.window_region(window_boxes[k], canvas, cfg.box_margin) if cfg.box_mode == "crop" else None
+            out.append(_shifted(region or whole, box.border, +1))
+        return out
+
+    def _sample(self, modal: torch.Tensor, depth: torch.Tensor | None, window_index: int, window: int) -> torch.Tensor:
+        """``(K, t, h, w)`` modal canvases (and per-object depth) -> ``(S, K, t, h, w)`` soft masks; absent objects stay 0."""
         cfg, seg = self.config, self.segmenter
         t0 = time.perf_counter()
-        modal = torch.stack([f[1] for f in frames], dim=1)  # (K, T, h, w)
-        depth = None
-        if frames[0][2] is not None:
-            raw = torch.stack([f[2] for f in frames])  # (T, h, w), nan on the letterbox margin
-            depth = torch.from_numpy(normalize_depth(raw.numpy()))
         t_real = modal.shape[1]
         if t_real < window and not getattr(seg, "any_length", False):
             # A video shorter than one window: repeat the last frame to fill it; the extra frames are dropped.
@@ -294,7 +363,7 @@ class AmodalSegmentationPipeline:
             reps = window - t_real
             modal = torch.cat([modal, modal[:, -1:].expand(-1, reps, -1, -1)], dim=1)
             if depth is not None:
-                depth = torch.cat([depth, depth[-1:].expand(reps, -1, -1)], dim=0)
+                depth = torch.cat([depth, depth[:, -1:].expand(-1, reps, -1, -1)], dim=1)
         modal = (modal > 0.5).float()
         num_objects, samples = modal.shape[0], cfg.samples
         present = modal[:, :t_real].flatten(1).any(1)  # objects visible somewhere in the window
@@ -308,26 +377,25 @@ class AmodalSegmentationPipeline:
             generator = torch.Generator().manual_seed(
                 int(np.random.SeedSequence([cfg.seed, window_index, chunk_index]).generate_state(1)[0])
             )
-            batch_depth = None if depth is None else depth[None].expand(len(chunk), -1, -1, -1)
             with torch.no_grad():
                 out = seg.sample(
-                    modal[objects], batch_depth, steps=self.steps, guidance=self.guidance, generator=generator
+                    modal[objects], None if depth is None else depth[objects],
+                    steps=self.steps, guidance=self.guidance, generator=generator,
                 )
             for row, (k, s) in enumerate(chunk):
                 soft[s, k] = out[row, :t_real].float()
         self.last_timings["model"] += time.perf_counter() - t0
-        for t, frame in enumerate(frames):
-            idx = frame[0]
-            w = float(weights[t])
-            acc[idx] = acc[idx] + w * soft[:, :, t] if idx in acc else w * soft[:, :, t]
-            wsum[idx] = wsum.get(idx, 0.0) + w
+        return soft
 
-    def _finalize(self, index, modal, acc, wsum, box, return_samples) -> FrameResult:
+    def _finalize(self, index, modal, acc, wsum, box, return_samples, frame_boxes, cropped) -> FrameResult:
         t0 = time.perf_counter()
-        soft = from_model(acc / wsum, box)  # (S, K, Hp, Wp)
+        soft = acc / wsum if cropped else from_model(acc / wsum, box)  # (S, K, Hp, Wp)
         if not self.config.pad:
             soft = crop_border(soft, box)
         binary = soft > float(self.segmenter.threshold)
+        if frame_boxes is not None:  # never outside the box
+            border = box.border if self.config.pad else (0, 0)
+            binary &= torch.from_numpy(box_prior.rasterize(frame_boxes, tuple(binary.shape[-2:]), border))[None]
         modal_t = torch.from_numpy(modal)
         if self.config.pad:
             bh, bw = box.border
@@ -341,6 +409,11 @@ class AmodalSegmentationPipeline:
             result = FrameResult(index, frequency >= 0.5, frequency, samples if return_samples else None)
         self.last_timings["postprocess"] += time.perf_counter() - t0
         return result
+
+
+def _shifted(region, border: tuple[int, int], sign: int):
+    """``region`` moved by ``sign * border``: from frame pixels to padded-frame pixels (+1) or back (-1)."""
+    return box_prior.Region(region.top + sign * border[0], region.left + sign * border[1], region.height, region.width)
 
 
 def config_dict(config: SegmentationConfig) -> dict:
