@@ -13,9 +13,12 @@ from amodal.completion.pipeline import CompletionConfig, ContentCompletionPipeli
 from amodal.errors import InputError
 
 
-def write_result(result, frame_names: tuple[str, ...], out: str | os.PathLike) -> Path:
+def write_result(result, frame_names: tuple[str, ...], out: str | os.PathLike, also=None) -> Path:
     """Write ``out/<object id>/{rgb,rgba,overlay}/<frame>.png`` (and ``spread/``, the per-pixel standard
-    deviation over samples on 0..255, when there are several); the folder appears only once complete."""
+    deviation over samples on 0..255, when there are several); the folder appears only once complete.
+
+    ``also(folder)``, when given, writes more into the folder before it appears (``--export layers``).
+    """
     from PIL import Image
 
     from amodal.util.fs import atomic_dir
@@ -32,6 +35,8 @@ def write_result(result, frame_names: tuple[str, ...], out: str | os.PathLike) -
                 folder.mkdir(parents=True)
                 for name, image in zip(frame_names, images):
                     Image.fromarray(image).save(folder / f"{name}.png")
+        if also is not None:
+            also(tmp)
     return out
 
 
@@ -55,6 +60,8 @@ class CompleteCommand:
     guidance: float | None = None  # guidance scale; None = the model's own (the official checkpoints' 1.5)
     samples: int = 1  # appearances per object; the written one is sample 0
     propagate: bool = True  # ours: carry pixels other frames show first, paint the rest (PipelineConfig.propagate)
+    layers: bool = False  # also write object layers for 4D reconstruction into OUT/layers (apps/layers.py)
+    layer_size: int = 576  # side of the layer frames (SV4D's 576)
 
 
 def run_complete(command: CompleteCommand, *, progress: bool = True) -> Path:
@@ -67,6 +74,8 @@ def run_complete(command: CompleteCommand, *, progress: bool = True) -> Path:
 
     check_device(command.device)
     check_seed(command.completion.seed)
+    if command.layer_size < 8:
+        raise InputError(f"--layer-size must be >= 8, got {command.layer_size}")
     out = check_output(
         command.out, command="complete", inputs=(command.frames, command.masks, command.amodal, *model_inputs(command.model)),
         overwrite=command.overwrite,
@@ -92,7 +101,14 @@ def run_complete(command: CompleteCommand, *, progress: bool = True) -> Path:
         propagate=command.propagate, official=command.completion, progress=progress,
     )
     result = pipe(clip, amodal.modal)
-    return write_result(result, names, out)
+    also = None
+    if command.layers:
+        from amodal.apps.layers import write_layers
+
+        def also(folder: Path) -> None:
+            write_layers(folder / "layers", result.rgb, result.rgba, modal.modal, amodal.modal, modal.object_ids, names,
+                         size=command.layer_size)
+    return write_result(result, names, out, also)
 
 
 def completion_pipeline(

@@ -8,6 +8,8 @@ The video is read once into an :class:`amodal.Clip` and both stages run in memor
   the modal masks, so that ``amodal complete`` can be rerun on the outputs;
 - ``OUT/completion/``: what ``amodal complete`` writes (per object ``rgb/``, ``rgba/`` and
   ``overlay/`` PNGs);
+- ``OUT/layers/`` with ``--export layers``: per object a square object-centred video on white
+  and as RGBA, its crop boxes, and the depth order per frame (apps/layers.py);
 - ``OUT/summary.json``: objects, frames, seconds per stage.
 
 Unlike ``amodal segment``, which streams, the whole clip is held in memory (stage 2 needs
@@ -40,6 +42,8 @@ class TwoStageConfig:
     height: int | None = None  # stage-2 resolution of an official checkpoint; None: its own
     width: int | None = None
     overwrite: bool = False  # replace an existing OUT that amodal run did not write
+    layers: bool = False  # also write object layers for 4D reconstruction into OUT/layers (apps/layers.py)
+    layer_size: int = 576  # side of the layer frames (SV4D's 576)
 
 
 # Bytes one pixel of one (object, frame) costs while both stages' results are held: the masks,
@@ -70,6 +74,8 @@ def run_two_stage(config: TwoStageConfig, out: str | Path) -> dict:
     if seg.pipeline.pad:
         raise InputError("--pad is not supported by `amodal run`: stage 2 completes objects inside the frame")
     check_arguments(seg)
+    if config.layer_size < 8:
+        raise InputError(f"--layer-size must be >= 8, got {config.layer_size}")
     final = check_output(out, command="run", inputs=(*inputs_of(seg), *model_inputs(config.completion_model)), overwrite=config.overwrite)
     # Every model is checked before the first stage starts: its kind, its stage, its layout.
     resolve(seg.model, "segmentation", flag="--segmentation-model")
@@ -149,6 +155,13 @@ def _run_into(config: TwoStageConfig, out: Path, final: Path) -> dict:
     stage1_summary = run_summary(seg, source, segmentation, writer.areas, (height, width), depth_kind, timings)
     (stage1 / "summary.json").write_text(json.dumps(stage1_summary, indent=2) + "\n")
     write_result(result.completion, clip.frame_names, out / "completion")
+    if config.layers:
+        from amodal.apps.layers import write_layers
+
+        t0 = time.perf_counter()
+        write_layers(out / "layers", result.completion.rgb, result.completion.rgba, clip.modal_masks,
+                     result.amodal_masks, clip.object_ids, clip.frame_names, depth=result.depth, size=config.layer_size)
+        timings["layers"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - start
 
     summary = {

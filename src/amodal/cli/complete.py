@@ -11,6 +11,8 @@ EXAMPLE = """\
   # writes out/completion/<object id>/{rgb,rgba,overlay}/<frame>.png (and spread/ with --samples > 1)
   amodal complete --frames clip/rgbs --masks clip/masks --amodal out/amodal_masks --out out/completion   # default-completion
   amodal complete --model ... --device cuda --dtype float16 --offload   # a GPU with little memory
+  # object layers for 4D reconstruction: out/completion/layers/<id>/{rgb,rgba}/ at 576x576, boxes.json, depth_order.json
+  amodal complete --frames clip/rgbs --masks clip/masks --amodal out/amodal_masks --export layers --out out/completion
 """
 
 
@@ -43,6 +45,8 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"), help="network precision")
     parser.add_argument("--offload", action="store_true", help="move each network to the GPU only while it runs")
+    parser.add_argument("--export", choices=("layers",), action="append", default=[], help="also write OUT/layers: per object a square object-centred video on white and as RGBA, its crop boxes and the depth order per frame, for 4D reconstruction (SV4D)")
+    parser.add_argument("--layer-size", type=int, default=576, metavar="PX", help="side of the layer frames (SV4D takes 576)")
     parser.add_argument("--quiet", "--no-progress", dest="no_progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=_complete)
 
@@ -74,6 +78,8 @@ def _complete(args) -> int:
         guidance=args.guidance,
         samples=args.samples,
         propagate=not args.no_propagate,
+        layers="layers" in args.export,
+        layer_size=args.layer_size,
     )
     out = run_complete(command, progress=not args.no_progress)
     print(f"wrote {out}")

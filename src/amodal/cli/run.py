@@ -10,6 +10,8 @@ EXAMPLE = """\
       --depth-model checkpoints/depth-anything-v2-small \\
       --segmentation-model checkpoints/diffusion-vas-amodal-segmentation \\
       --completion-model checkpoints/diffusion-vas-content-completion --device cuda --dtype float16 --out runs/horse
+  # object layers for 4D reconstruction (runs/horse/layers/<id>/{rgb,rgba}/, boxes.json, depth_order.json):
+  amodal run --frames clips/horse/rgbs --masks clips/horse/masks --export layers --layer-size 576 --out runs/horse
 """
 
 
@@ -43,6 +45,8 @@ def register(subparsers) -> None:
     p.add_argument("--width", type=int, help="model width, as --height")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="float32", help="float32 (amodal's own models); official checkpoints also take bfloat16 on CPU, float16 or bfloat16 on CUDA")
+    p.add_argument("--export", choices=("layers",), action="append", default=[], help="also write OUT/layers: per object a square object-centred video on white and as RGBA, its crop boxes and the depth order per frame, for 4D reconstruction (SV4D)")
+    p.add_argument("--layer-size", type=int, default=576, metavar="PX", help="side of the layer frames (SV4D takes 576)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -69,7 +73,7 @@ def run(args) -> int:
     summary = run_two_stage(
         TwoStageConfig(segmentation=segmentation, completion_model=args.completion_model, steps=args.steps,
                        guidance=args.guidance, seed=args.seed, propagate=not args.no_propagate, height=args.height, width=args.width,
-                       overwrite=args.overwrite),
+                       overwrite=args.overwrite, layers="layers" in args.export, layer_size=args.layer_size),
         args.out,
     )
     print(f"wrote {args.out}: segmentation/ and completion/ for object(s) {summary['objects']}, "
