@@ -137,6 +137,10 @@ class SailvosIndex:
     def __len__(self) -> int:
         return len(self._groups)
 
+    def positions(self, index: int) -> tuple[int, ...]:
+        """The places in the annotation list of clip ``index``'s entries, one per object row."""
+        return tuple(e.position for e in self._groups[index])
+
     def annotation(self, index: int, cropped: bool = False) -> Annotation:
         group = self._groups[index]
         first = group[0]

@@ -127,6 +127,10 @@ class TaoAmodalIndex:
     def __len__(self) -> int:
         return len(self._groups)
 
+    def positions(self, index: int) -> tuple[int, ...]:
+        """The places in the annotation list of clip ``index``'s tracks, one per object row."""
+        return tuple(t["position"] for t in self._groups[index])
+
     def annotation(self, index: int, cropped: bool = False) -> Annotation:
         group = self._groups[index]
         first = group[0]
