@@ -279,6 +279,37 @@ def _normal(shape, p: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray
     return grad / np.maximum(np.sqrt(grad[0] ** 2 + grad[1] ** 2 + grad[2] ** 2), 1e-12)
 
 
+def composite(
+    background: np.ndarray, rgb: np.ndarray, z: np.ndarray, z_background: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The world's one compositing rule: at each pixel the nearest object, else the background.
+
+    ``background`` ``(T, H, W, 3) uint8``; ``rgb`` ``(K, T, H, W, 3) uint8`` each object alone;
+    ``z`` ``(K, T, H, W)`` its z-depth, ``inf`` outside it; ``z_background`` ``(T, H, W)`` or
+    ``None``. Returns the frames, the ``(K, T, H, W) bool`` modal masks and the z-depth (or ``None``).
+    """
+    count = len(rgb)
+    frames = background.copy()
+    depth = None if z_background is None else z_background.copy()
+    modal = np.zeros(z.shape, dtype=bool)
+    if count:
+        inside = np.isfinite(z)
+        winner = z.argmin(axis=0)  # (T, H, W)
+        covered = inside.any(axis=0)
+        t_idx, y_idx, x_idx = np.nonzero(covered)
+        k_idx = winner[covered]
+        modal[k_idx, t_idx, y_idx, x_idx] = True
+        frames[covered] = rgb[k_idx, t_idx, y_idx, x_idx]
+        if depth is not None:
+            depth[covered] = z[k_idx, t_idx, y_idx, x_idx]
+    return frames, modal, depth
+
+
+def render_plate(scene: Scene, height: int, width: int) -> np.ndarray:
+    """The floor and backdrop alone, ``(T, H, W, 3) uint8``, without objects or their shadows."""
+    return render_background(scene, camera_rays(scene.camera, height, width), shadows=False)[0]
+
+
 def render_scene(scene: Scene, height: int, width: int, max_steps: int = 64, shadows: bool = True) -> Rendered:
     """Render every frame of ``scene`` at ``height x width``."""
     dirs = camera_rays(scene.camera, height, width)
@@ -293,22 +324,13 @@ def render_scene(scene: Scene, height: int, width: int, max_steps: int = 64, sha
         z_objects[k, ids] = z
         amodal_rgb[k, ids] = _to_uint8(color)
 
-    amodal = np.isfinite(z_objects)  # (K, N)
-    frames = background.reshape(rays, 3).copy()
-    depth = z_background.reshape(rays).copy()
-    modal = np.zeros_like(amodal)
-    if count:
-        winner = z_objects.argmin(axis=0)
-        covered = np.flatnonzero(amodal.any(axis=0))
-        modal[winner[covered], covered] = True
-        frames[covered] = amodal_rgb[winner[covered], covered]
-        depth[covered] = z_objects[winner[covered], covered]
     shape4 = (count, t_count, height, width)
+    frames, modal, depth = composite(background, amodal_rgb.reshape(*shape4, 3), z_objects.reshape(shape4), z_background)
     return Rendered(
-        frames=frames.reshape(t_count, height, width, 3),
-        modal_masks=modal.reshape(shape4),
-        amodal_masks=amodal.reshape(shape4),
-        depth=depth.reshape(t_count, height, width),
+        frames=frames,
+        modal_masks=modal,
+        amodal_masks=np.isfinite(z_objects).reshape(shape4),
+        depth=depth,
         amodal_rgb=amodal_rgb.reshape(*shape4, 3),
         object_depth=z_objects.reshape(shape4),
     )
