@@ -30,6 +30,7 @@ HELP = {
     "completion_steps.py": ["--config", "--model", "--steps", "--guidance", "--samples", "--cache", "--json"],
     "completion_noise_levels.py": ["--config", "--model", "--twin", "--cache", "--sigmas", "--guidance", "--json"],
     "completion_propagation.py": ["--data", "--split", "--limit", "--json"],
+    "compose_synthetic.py": ["--scenes", "--frames", "--size", "--shift", "--threads", "--json"],
     "bench_synth.py": ["--clips", "--seed", "--config", "--write", "--workers"],
     "noise_levels.py": ["--config", "--model", "--sigmas", "--seed", "--threads", "--cache", "--json"],
     "sampling_drift.py": ["--config", "--model", "--steps", "--guidance", "--sigma-min", "--samples", "--seed", "--threads", "--cache", "--json"],

@@ -159,12 +159,13 @@ def fill_from_border(image: np.ndarray, hole: np.ndarray, iterations: int = 400)
     return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def make_plate(frames: np.ndarray, holes: np.ndarray, covered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def make_plate(frames: np.ndarray, holes: np.ndarray, covered: np.ndarray, paint=None) -> tuple[np.ndarray, np.ndarray]:
     """The background plate and the pixels no frame showed.
 
     ``holes`` ``(T, H, W)``: pixels to replace; ``covered`` ``(T, H, W)``: pixels where any object
     is (amodal), never a source. Each hole pixel takes the nearest frame in time where the pixel
-    is not covered; the rest is filled from the border, frame by frame.
+    is not covered; the rest is filled from the border, frame by frame, or by ``paint(plate,
+    never) -> plate`` when given (a completion model: see ``benchmarks/compose_synthetic.py``).
     """
     t = len(frames)
     plate = frames.copy()
@@ -180,8 +181,10 @@ def make_plate(frames: np.ndarray, holes: np.ndarray, covered: np.ndarray) -> tu
             source = dist.argmin(axis=0)
             plate[f, ys, xs] = frames[source, ys, xs]
         never[f] = holes[f] & ~seen_any
-        if never[f].any():
+        if never[f].any() and paint is None:
             plate[f] = fill_from_border(plate[f], never[f])
+    if paint is not None and never.any():
+        plate = np.where(never[..., None], paint(plate, never), plate)
     return plate, never
 
 
@@ -220,6 +223,7 @@ def recompose(
     edit: Edit,
     depth: np.ndarray | None = None,
     hole_margin: int = 1,
+    paint=None,
 ) -> Composition:
     """Apply ``edit`` to a clip whose objects are completed (module docstring).
 
@@ -231,6 +235,7 @@ def recompose(
         edit: what to change.
         depth: ``(T, H, W)`` inverse depth for the inferred order, or ``None`` (occlusion evidence).
         hole_margin: pixels each visible mask grows by before it is cut out of the plate.
+        paint: fills what no frame shows, ``(plate, never) -> plate``; ``None``: from the border.
     """
     from amodal.apps.layers import depth_order
 
@@ -240,7 +245,7 @@ def recompose(
     amodal = (layers[..., 3] > 127) | modal
     edits = {e.object_id: e for e in edit.objects}
     holes = dilate(modal.any(axis=0), hole_margin)
-    plate, never = make_plate(frames, holes, dilate(amodal.any(axis=0), hole_margin))
+    plate, never = make_plate(frames, holes, dilate(amodal.any(axis=0), hole_margin), paint)
     order = depth_order(modal, amodal, depth)
     placed = {i: edits[oid].depth for i, oid in enumerate(object_ids) if oid in edits and edits[oid].depth is not None}
     moves = [motion(edits.get(oid), t) for oid in object_ids]
