@@ -53,13 +53,14 @@ def test_rasterize_and_boxes_of_masks_agree():
     assert shifted[0, 4:7, 5:11].all() and shifted[0].sum() == 18
 
 
-def test_output_never_leaves_the_box_and_keeps_the_modal_mask():
+@pytest.mark.parametrize("mode", ["clip", "crop"])
+def test_output_never_leaves_the_box_and_keeps_the_modal_mask(mode):
     clip = make_clip(t=12, h=40, w=80)
     modal = clip.modal_masks
     boxes = bx.boxes_of_masks(modal).copy()
     boxes[..., 2:] += 2  # a little room past the visible part
     boxes[0, 3] = np.nan  # a frame without a box is not cut
-    out = run(clip, FakeSegmenter(grow=3), boxes, window=8, overlap=2)
+    out = run(clip, FakeSegmenter(grow=3), boxes, window=8, overlap=2, box_mode=mode)
     inside = np.stack([bx.rasterize(boxes[:, t], clip.size) for t in range(clip.num_frames)], axis=1)
     assert not (out.amodal_masks & ~(inside | modal)).any()
     assert not (modal & ~out.amodal_masks).any()
@@ -82,7 +83,7 @@ def test_crop_mode_zooms_into_the_box():
     clip = make_clip(t=8, h=64, w=128, k=1)
     boxes = bx.boxes_of_masks(clip.modal_masks)
     seg = FakeSegmenter()
-    run(clip, seg, boxes, box_margin=0.0)
+    run(clip, seg, boxes, box_margin=0.0, box_mode="crop")
     assert seg.calls[-1][0][-2:] == (32, 64)  # the model still sees its canvas ...
     # ... but a 6x6 object now fills it: a 1-pixel dilation on the canvas is under a pixel of input
     grown = run(clip, FakeSegmenter(grow=1), boxes, box_margin=0.0, box_mode="crop").amodal_masks.sum()
@@ -90,14 +91,15 @@ def test_crop_mode_zooms_into_the_box():
     assert grown <= letterboxed
 
 
-def test_boxes_work_with_pad_depth_and_are_deterministic():
+@pytest.mark.parametrize("mode", ["clip", "crop"])
+def test_boxes_work_with_pad_depth_and_are_deterministic(mode):
     clip = make_clip(t=9, h=32, w=64)
     boxes = bx.boxes_of_masks(clip.modal_masks)
     boxes[..., :2] -= 3  # reaching past the frame on the top-left
     boxes[..., 2:] += 6
     seg = FakeSegmenter(grow=2, noise=0.3)
-    a = run(clip, seg, boxes, pad=0.25, samples=2, seed=1)
-    b = run(clip, seg, boxes, pad=0.25, samples=2, seed=1)
+    a = run(clip, seg, boxes, pad=0.25, samples=2, seed=1, box_mode=mode)
+    b = run(clip, seg, boxes, pad=0.25, samples=2, seed=1, box_mode=mode)
     np.testing.assert_array_equal(a.amodal_masks, b.amodal_masks)
     assert a.amodal_masks.shape[-2:] == (48, 96) and seg.calls[-1][1] is True
     inside = np.stack([bx.rasterize(boxes[:, t], (48, 96), border=(8, 16)) for t in range(9)], axis=1)

@@ -35,7 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's own)")
     p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's own)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial noise")
-    p.add_argument("--box-mode", choices=("crop", "clip"), default="crop", help="the model sees each object's box region (crop) or the whole frame (clip)")
+    p.add_argument("--box-mode", choices=("clip", "crop"), default="clip", help="the model sees each object's box region (crop) or the whole frame (clip)")
     p.add_argument("--box-margin", type=float, default=0.25, metavar="F", help="with --box-mode crop: context around the boxes, a fraction of their size per side")
     p.add_argument("--no-depth", action="store_true", help="run mask-only even when the data has depth")
     p.add_argument("--limit", type=int, help="only the first N clips")

@@ -4,10 +4,10 @@ A TAO-Amodal annotation gives each object's amodal *box* per frame, not its mask
 box fixes how far the hidden part extends; the pipeline uses it in two ways
 (:class:`BoxPrior`):
 
+- ``"clip"`` (the default): the model sees the whole frame as without boxes;
 - ``"crop"``: the model sees, per object and window, the union of the window's boxes (plus
   ``box_margin`` of context, widened to the model canvas's aspect ratio) instead of the whole frame, so a small
-  object fills the canvas, and the soft masks are mapped back from that crop;
-- ``"clip"``: the model sees the whole frame as without boxes.
+  object fills the canvas, and the soft masks are mapped back from that crop.
 
 Either way the binary output is cut to each frame's box, then unioned with the modal mask (the
 visible part is always kept, even where an annotation's box misses it).
