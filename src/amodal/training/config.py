@@ -61,6 +61,10 @@ class DataConfig:
     # shapes), which cut its modal mask and leave the depth as it was: occlusions with no
     # depth cue and no occluder mask, as in real footage where the occluder is not annotated.
     painted_share: float = 0.0
+    # Amodal boxes as input (segmentation/boxes.py, box_mode "crop"): each track is seen through the
+    # union of its true amodal boxes over the clip plus this margin per side, at the canvas's aspect,
+    # instead of the whole frame (validation too). None = whole frames.
+    box_crop_margin: float | None = None
     # Folder for the cached native-size pools ("" = the run folder's data/); runs
     # with the same data settings (a model and its regression twin) can share one.
     cache_dir: str = ""
@@ -72,6 +76,8 @@ class DataConfig:
             raise InputError("data.root must name the dataset folder when data.source is 'synthetic'")
         if self.train_clips < 1 or self.val_clips < 1:
             raise InputError(f"data.train_clips and data.val_clips must be >= 1, got {self.train_clips}, {self.val_clips}")
+        if self.box_crop_margin is not None and not 0 <= self.box_crop_margin <= 4:
+            raise InputError(f"data.box_crop_margin must be in [0, 4] or null, got {self.box_crop_margin}")
         if not 0.0 <= self.occluded_share <= 1.0:
             raise InputError(f"data.occluded_share must be in [0, 1], got {self.occluded_share}")
         if not 0.0 <= self.painted_share <= 1.0:

@@ -78,10 +78,44 @@ def clip_to_native(clip: Clip, height: int, width: int):
     return depth, modal.numpy(), amodal.numpy()
 
 
-def build_pool(clips: Iterable[Clip], height: int, width: int) -> WindowPool:
-    """Letterbox every clip and split it into tracks (objects never visible in the clip are skipped)."""
+def box_crops(clip: Clip, height: int, width: int, margin: float):
+    """Each object of ``clip`` seen through its amodal boxes (the union over the clip plus ``margin``).
+
+    Yields ``(depth, modal, amodal)`` per object as :func:`clip_to_native` gives them for a clip,
+    ``(T, h, w)``; objects never present are skipped.
+    """
+    from amodal.segmentation.boxes import boxes_of_masks, crop, window_region
+
+    if clip.amodal_masks is None:
+        raise InputError(f"{clip.source or 'clip'}: training needs amodal masks (ground truth)")
+    boxes = boxes_of_masks(clip.amodal_masks)
+    for k in range(clip.num_objects):
+        region = window_region(boxes[k], (height, width), margin)
+        if region is None:
+            continue
+        modal = crop(torch.from_numpy(clip.modal_masks[k]), region, (height, width)) > 0.5
+        amodal = crop(torch.from_numpy(clip.amodal_masks[k]), region, (height, width)) > 0.5
+        depth = None
+        if clip.depth is not None:
+            depth = crop(torch.from_numpy(clip.depth), region, (height, width), fill=float("nan")).to(torch.float16).numpy()
+        yield depth, modal.numpy(), amodal.numpy()
+
+
+def build_pool(clips: Iterable[Clip], height: int, width: int, box_crop_margin: float | None = None) -> WindowPool:
+    """Letterbox every clip and split it into tracks (objects never visible in the clip are skipped).
+
+    With ``box_crop_margin`` every track is its object's box crop instead (:func:`box_crops`).
+    """
     depth, modal, amodal, clip_of = [], [], [], []
     for index, clip in enumerate(clips):
+        if box_crop_margin is not None:
+            for d, m, a in box_crops(clip, height, width, box_crop_margin):
+                if m.any():
+                    depth.append(d)
+                    modal.append(m)
+                    amodal.append(a)
+                    clip_of.append(len(depth) - 1)
+            continue
         d, m, a = clip_to_native(clip, height, width)
         depth.append(d)
         for k in range(m.shape[0]):
@@ -165,6 +199,9 @@ def pool_key(config: DataConfig, split: str, height: int, width: int) -> str:
     parts = [config.source, config.root, name, str(height), str(width), synth]
     if config.source == "generator":
         parts += [str(config.data_seed), str(config.train_clips if split == "train" else config.val_clips)]
+    margin = getattr(config, "box_crop_margin", None)
+    if margin is not None:
+        parts.append(f"box_crop_margin={margin}")
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
@@ -181,7 +218,7 @@ def open_pool(config: DataConfig, split: str, height: int, width: int, cache_dir
         from tqdm import tqdm
 
         clips = tqdm(clips, total=total, desc=f"{split} clips", unit="clip", leave=False)
-    pool = build_pool(clips, height, width)
+    pool = build_pool(clips, height, width, getattr(config, "box_crop_margin", None))
     if cache is not None:
         save_pool(cache, pool, key)
     return pool
