@@ -343,3 +343,29 @@ def test_export_records_a_measured_sampling_setting(tiny_world, tmp_path):
     twin = tmp_path / "twin"
     train_segmentation(TrainConfig.from_dict(tiny_config(tiny_world, model={"objective": "regression"}, steps=2, checkpoint_every=2)), twin, progress=False)
     assert main(["train", "export", str(twin), "--out", str(tmp_path / "m3"), "--sampling-steps", "1"]) == 2
+
+
+def test_box_crop_pool_shows_each_object_through_its_boxes():
+    from amodal.clip import Clip
+    from amodal.training.config import DataConfig
+    from amodal.training.data import build_pool
+
+    t, h, w = 4, 64, 128
+    modal = np.zeros((2, t, h, w), bool)
+    amodal = np.zeros_like(modal)
+    for i in range(t):
+        amodal[0, i, 20:30, 10 + i : 30 + i] = True  # a small object, 10 x 20, moving right
+        modal[0, i] = amodal[0, i]
+        modal[0, i, :, 20 + i :] = False  # its right half hidden
+    amodal[1, :, 40:60, 60:120] = True
+    modal[1] = amodal[1]
+    clip = Clip(frames=np.zeros((t, h, w, 3), np.uint8), modal_masks=modal, amodal_masks=amodal,
+                depth=np.ones((t, h, w), np.float32))
+    whole = build_pool([clip], 32, 64)
+    boxed = build_pool([clip], 32, 64, box_crop_margin=0.25)
+    assert len(boxed) == 2 and len(boxed.depth) == 2  # one crop (and its depth) per object
+    assert boxed.amodal[0].mean() > 4 * whole.amodal[0].mean()  # the small object fills its crop
+    assert (boxed.modal[0] <= boxed.amodal[0]).all() and boxed.hidden_frames(0, 0.95).all()
+    assert np.isnan(boxed.depth[1]).any()  # the wide object's crop reaches past the frame: no depth there
+    with pytest.raises(InputError, match="box_crop_margin"):
+        DataConfig(box_crop_margin=-1)
