@@ -126,7 +126,7 @@ def test_read_boxes_file(tmp_path):
     assert np.isnan(boxes[0]).all() and np.isnan(boxes[1, 1]).all()
     np.testing.assert_array_equal(boxes[1, 0], [1, 2, 3, 4])
     for text, message in (
-        ("{", "not a JSON file"),
+        ("{", "not valid JSON"),
         ("[]", "expected"),
         ('{"7": [null, null, null]}', "object id\\(s\\) 7 are not in the masks"),
         ('{"1": [null]}', "one entry per frame \\(3\\), got 1"),
@@ -136,5 +136,5 @@ def test_read_boxes_file(tmp_path):
         path.write_text(text)
         with pytest.raises(InputError, match=message):
             bx.read_boxes(path, (1, 2), 3)
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(InputError, match="not found"):
         bx.read_boxes(tmp_path / "missing.json", (1,), 3)

@@ -108,7 +108,7 @@ def test_a_moved_object_against_the_world_s_own_render():
 def test_read_edit_errors(tmp_path):
     path = tmp_path / "edit.json"
     for text, message in (
-        ("{", "not a JSON file"),
+        ("{", "not valid JSON"),
         ('{"objects": {"9": {}}}', "not an object of the clip"),
         ('{"objects": {"1": {"keyframes": [{"frame": 7}]}}}', "outside the clip"),
         ('{"objects": {"1": {"keyframes": [{"frame": 0, "scale": 0}]}}}', "scale must be"),

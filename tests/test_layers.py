@@ -1,7 +1,6 @@
 """Object layers for 4D reconstruction: crops, depth order, and `--export layers` on `amodal run` / `amodal complete`."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -9,6 +8,7 @@ from PIL import Image
 
 from amodal.apps import layers
 from amodal.cli import main
+from test_run_cli import first_frames
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -40,17 +40,8 @@ def test_depth_order_from_depth_or_from_occlusion():
     assert layers.depth_order(modal, amodal, depth) == [[1, 0]]
 
 
-def _first_frames(clip, tmp_path, count):
-    frames, masks = tmp_path / "frames", tmp_path / "masks"
-    for kind, folder in (("rgbs", frames), ("masks", masks)):
-        folder.mkdir()
-        for path in sorted((clip / kind).iterdir())[:count]:
-            shutil.copy(path, folder / path.name)
-    return frames, masks
-
-
 def test_run_and_complete_export_layers(tiny_clip, tmp_path):
-    frames, masks = _first_frames(tiny_clip, tmp_path, 5)
+    frames, masks = first_frames(tiny_clip, tmp_path, 5)
     out = tmp_path / "out"
     assert main(["run", "--quiet", "--frames", str(frames), "--masks", str(masks), "--no-depth",
                  "--export", "layers", "--layer-size", "64", "--out", str(out)]) == 0

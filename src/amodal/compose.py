@@ -20,7 +20,6 @@ uint8``, straight (not premultiplied) alpha.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,13 +74,10 @@ def read_edit(path: str | Path, object_ids: tuple[int, ...], num_frames: int) ->
     ``{"objects": {"<id>": {"keyframes": [{"frame": 0, "dx": 0, "dy": 0, "scale": 1}, ...],
     "depth": 0, "remove": false}, ...}}``
     """
+    from amodal.util.fs import load_json
+
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"--edit {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"--edit {path}: not a JSON file ({e})") from None
+    raw = load_json(path, "--edit file")
     if not isinstance(raw, dict) or not isinstance(raw.get("objects"), dict):
         raise InputError(f'--edit {path}: expected {{"objects": {{"<object id>": {{...}}}}}}')
     edits = []

@@ -19,7 +19,6 @@ corner), one row per object in the clip's object order; a frame without a box ho
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,13 +151,10 @@ def read_boxes(path: str | Path, object_ids: tuple[int, ...], num_frames: int) -
     Objects the file does not name get no boxes (nothing is cut); ids it names that the clip does
     not have, or a frame count that is not the clip's, are errors naming the file.
     """
+    from amodal.util.fs import load_json
+
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"--amodal-boxes {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"--amodal-boxes {path}: not a JSON file ({e})") from None
+    raw = load_json(path, "--amodal-boxes file")
     if not isinstance(raw, dict):
         raise InputError(f'--amodal-boxes {path}: expected {{"<object id>": [[x, y, w, h] or null, ...]}}')
     known = {str(i): n for n, i in enumerate(object_ids)}
