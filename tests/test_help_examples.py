@@ -37,3 +37,21 @@ def test_help_ends_with_examples(name, capsys):
 def test_examples_parse(name, argv):
     args = cli.build_parser().parse_args(argv)
     assert callable(getattr(args, "func", None))
+
+
+def _subparsers(parser):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield name, sub
+                yield from ((f"{name} {n}", s) for n, s in _subparsers(sub))
+
+
+def test_each_default_is_shown_once_and_never_as_none():
+    for name, sub in _subparsers(cli.build_parser()):
+        for action in sub._actions:
+            shown = sub.formatter_class(prog="x")._get_help_string(action) % {"default": action.default} if action.help else ""
+            assert shown.count("default:") <= 1, (name, action.option_strings, shown)
+            assert "(default: None)" not in shown and "(default: False)" not in shown, (name, action.option_strings)

@@ -24,8 +24,27 @@ from amodal.errors import AmodalError
 COMMANDS = ("demo", "segment", "run", "eval", "annotate", "compose", "data", "overlay", "train", "bench", "complete", "convert")
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keep the worked examples' line breaks and show every default."""
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keep the worked examples' line breaks; show a default once, and only one that says something.
+
+    A help text that already names its default (``default: ...``) is left alone; flags whose
+    default is ``None`` or ``False`` (unset, off) and required arguments get none.
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (
+            "default:" in text or "(default" in text
+            or action.required
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+            or default == []
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 class _Parser(argparse.ArgumentParser):
