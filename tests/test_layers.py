@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from amodal.apps import layers
+from amodal.compose import depth_order
 from amodal.cli import main
 from test_run_cli import first_frames
 
@@ -34,10 +35,10 @@ def test_depth_order_from_depth_or_from_occlusion():
     amodal[0] = modal[0]
     modal[1, 0, :, 6:] = True  # object 1 on the right, its hidden part under object 0
     amodal[1, 0, :, 3:] = True
-    assert layers.depth_order(modal, amodal, None) == [[0, 1]]  # 0 is seen over 1's hidden part
+    assert depth_order(modal, amodal, None) == [[0, 1]]  # 0 is seen over 1's hidden part
     depth = np.zeros((1, 10, 10), np.float32)
     depth[0, :, 6:] = 5.0  # but depth says object 1 is nearer
-    assert layers.depth_order(modal, amodal, depth) == [[1, 0]]
+    assert depth_order(modal, amodal, depth) == [[1, 0]]
 
 
 def test_run_and_complete_export_layers(tiny_clip, tmp_path):

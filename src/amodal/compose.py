@@ -11,7 +11,7 @@ RGBA layer per object. :func:`recompose` edits the layers and composites them ag
    about the centre of its amodal box, per frame, as the edit's keyframes say (linear between
    keyframes, held before the first and after the last).
 3. **Order.** Layers are pasted back to front: by the per-frame order inferred from the clip
-   (``apps/layers.depth_order``), with objects that the edit gives a ``depth`` moved to that place
+   (:func:`depth_order`), with objects that the edit gives a ``depth`` moved to that place
    (0 = front); removed objects are left out.
 
 Layout: frames ``(T, H, W, 3) uint8``; masks ``(K, T, H, W) bool``; layers ``(K, T, H, W, 4)
@@ -211,6 +211,24 @@ def box_centre(mask: np.ndarray) -> tuple[float, float]:
     return (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
 
 
+def depth_order(modal: np.ndarray, amodal: np.ndarray, depth: np.ndarray | None) -> list[list[int]]:
+    """Per frame the object indices front to back, from ``(K, T, H, W)`` masks and optional ``(T, H, W)`` depth."""
+    k, t = modal.shape[:2]
+    hidden = amodal & ~modal
+    # Whole-clip occlusion evidence: in_front[i, j] = pixels where i is seen over j's hidden part.
+    in_front = np.array([[(modal[i] & hidden[j]).sum() if i != j else 0 for j in range(k)] for i in range(k)])
+    evidence = (in_front - in_front.T).sum(axis=1)
+    out = []
+    for f in range(t):
+        if depth is not None:
+            near = [np.median(depth[f][modal[i, f]]) if modal[i, f].any() else -np.inf for i in range(k)]
+            order = sorted(range(k), key=lambda i: (-near[i], -evidence[i], i))
+        else:
+            order = sorted(range(k), key=lambda i: (-evidence[i], i))
+        out.append(order)
+    return out
+
+
 def recompose(
     frames: np.ndarray,
     modal: np.ndarray,
@@ -233,8 +251,6 @@ def recompose(
         hole_margin: pixels each visible mask grows by before it is cut out of the plate.
         paint: fills what no frame shows, ``(plate, never) -> plate``; ``None``: from the border.
     """
-    from amodal.apps.layers import depth_order
-
     k, t = modal.shape[:2]
     if layers.shape[:4] != modal.shape or layers.shape[4] != 4:
         raise InputError(f"completed objects are {layers.shape}, expected {(*modal.shape, 4)} for the masks")

@@ -68,24 +68,6 @@ def cut(image: np.ndarray, box: list[int], fill) -> np.ndarray:
     return out
 
 
-def depth_order(modal: np.ndarray, amodal: np.ndarray, depth: np.ndarray | None) -> list[list[int]]:
-    """Per frame the object indices front to back, from ``(K, T, H, W)`` masks and optional ``(T, H, W)`` depth."""
-    k, t = modal.shape[:2]
-    hidden = amodal & ~modal
-    # Whole-clip occlusion evidence: in_front[i, j] = pixels where i is seen over j's hidden part.
-    in_front = np.array([[(modal[i] & hidden[j]).sum() if i != j else 0 for j in range(k)] for i in range(k)])
-    evidence = (in_front - in_front.T).sum(axis=1)
-    out = []
-    for f in range(t):
-        if depth is not None:
-            near = [np.median(depth[f][modal[i, f]]) if modal[i, f].any() else -np.inf for i in range(k)]
-            order = sorted(range(k), key=lambda i: (-near[i], -evidence[i], i))
-        else:
-            order = sorted(range(k), key=lambda i: (-evidence[i], i))
-        out.append(order)
-    return out
-
-
 def write_layers(
     out: str | Path,
     rgb: np.ndarray,
@@ -123,6 +105,8 @@ def write_layers(
                 tile.save(out / str(oid) / kind / f"{name}.png")
         record = {"size": size, "margin": margin, "frames": {n: b for n, b in zip(frame_names, boxes)}}
         (out / str(oid) / "boxes.json").write_text(json.dumps(record, indent=1) + "\n")
+    from amodal.compose import depth_order
+
     order = depth_order(modal, amodal, depth)
     (out / "depth_order.json").write_text(json.dumps({
         "front_to_back": {n: [object_ids[i] for i in o] for n, o in zip(frame_names, order)},

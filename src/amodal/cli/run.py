@@ -76,6 +76,8 @@ def run(args) -> int:
                        overwrite=args.overwrite, layers="layers" in args.export, layer_size=args.layer_size),
         args.out,
     )
-    print(f"wrote {args.out}: segmentation/ and completion/ for object(s) {summary['objects']}, "
-          f"{summary['frames']} frames ({summary['timings_s']})")
+    timings = summary["timings_s"]
+    print(f"wrote {args.out}: segmentation/ and completion/ for object(s) {', '.join(map(str, summary['objects']))}, "
+          f"{summary['frames']} frames, {summary['seconds_per_frame']:.3f} s/frame "
+          f"(stage 1 {timings['segmentation']:.1f} s, stage 2 {timings['completion']:.1f} s)")
     return 0
