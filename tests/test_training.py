@@ -189,6 +189,12 @@ def test_train_and_bench_cli(tiny_world, tmp_path, capsys):
 
     assert main(["train", "export", str(tmp_path / "run"), "--out", str(tmp_path / "exported")]) == 0
     assert load_segmenter(tmp_path / "exported").config == model.config
+    # a new folder inside the run (as the curriculum's exports do), never the run or its checkpoints
+    assert main(["train", "export", str(tmp_path / "run"), "--out", str(tmp_path / "run" / "export-3")]) == 0
+    assert load_segmenter(tmp_path / "run" / "export-3").config == model.config
+    for bad in (tmp_path / "run", tmp_path / "run" / "checkpoints" / "x", tmp_path / "run" / "config.json"):
+        assert main(["train", "export", str(tmp_path / "run"), "--out", str(bad), "--overwrite"]) == 2
+    assert (tmp_path / "run" / "config.json").is_file() and list((tmp_path / "run" / "checkpoints").iterdir())
 
     capsys.readouterr()
     bench_json = tmp_path / "bench.json"

@@ -134,7 +134,11 @@ def _export(args) -> int:
 
     from amodal.util.fs import output_command
 
-    check_output(args.out, command="train export", inputs=(args.run, args.checkpoint), overwrite=args.overwrite)
+    # What an export reads: the run's config and its checkpoints. A new folder beside them in the run
+    # folder (runs/x/export-1200) is allowed; the run folder itself or a place inside the checkpoints is not.
+    run = Path(args.run)
+    reads = (run / "config.json", run / "checkpoints", args.checkpoint)
+    check_output(args.out, command="train export", inputs=reads if run.is_dir() else (run,), overwrite=args.overwrite)
     from amodal.training.svd import is_svd_config
 
     run_config = Path(args.run) / "config.json"
