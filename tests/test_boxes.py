@@ -138,3 +138,23 @@ def test_read_boxes_file(tmp_path):
             bx.read_boxes(path, (1, 2), 3)
     with pytest.raises(InputError, match="not found"):
         bx.read_boxes(tmp_path / "missing.json", (1,), 3)
+
+
+def test_the_model_s_own_box_mode_is_the_default():
+    clip = make_clip(t=8, h=64, w=128, k=1)
+    boxes = bx.boxes_of_masks(clip.modal_masks)
+    seg = FakeSegmenter(grow=1)
+    seg.default_box_mode = "crop"  # as a model trained on box crops records it
+    own = AmodalSegmentationPipeline(seg, SegmentationConfig(progress=False, box_margin=0.0))
+    told = AmodalSegmentationPipeline(seg, SegmentationConfig(progress=False, box_margin=0.0, box_mode="clip"))
+    assert own.box_mode == "crop" and told.box_mode == "clip"
+    np.testing.assert_array_equal(own(clip, amodal_boxes=boxes).amodal_masks,
+                                  run(clip, FakeSegmenter(grow=1), boxes, box_margin=0.0, box_mode="crop").amodal_masks)
+    assert AmodalSegmentationPipeline(FakeSegmenter()).box_mode == "clip"  # a model that says nothing
+
+
+def test_bundled_default_boxes_crops_by_default():
+    from amodal.checkpoints.registry import load_segmenter
+
+    assert load_segmenter("default-boxes").default_box_mode == "crop"
+    assert load_segmenter("default").default_box_mode == "clip"

@@ -168,7 +168,7 @@ def test_segment_with_amodal_boxes_stays_inside_them(tiny_clips, tiny_model, tmp
     assert not (modal & ~masks).any()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["settings"]["amodal_boxes"] == str(boxes)
-    assert summary["settings"]["pipeline"]["box_mode"] == "clip"
+    assert summary["sampling"]["box_mode"] == "clip"  # the model's own: a model not trained on box crops
     capsys.readouterr()
     boxes.write_text(json.dumps({"1": [box]}))  # one frame's worth for a longer clip
     assert segment("--frames", clip / "rgbs", "--masks", clip / "masks", "--model", tiny_model,

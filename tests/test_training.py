@@ -192,6 +192,8 @@ def test_train_and_bench_cli(tiny_world, tmp_path, capsys):
     # a new folder inside the run (as the curriculum's exports do), never the run or its checkpoints
     assert main(["train", "export", str(tmp_path / "run"), "--out", str(tmp_path / "run" / "export-3")]) == 0
     assert load_segmenter(tmp_path / "run" / "export-3").config == model.config
+    assert main(["train", "export", str(tmp_path / "run"), "--out", str(tmp_path / "boxes"), "--box-mode", "crop"]) == 0
+    assert load_segmenter(tmp_path / "boxes").default_box_mode == "crop"
     for bad in (tmp_path / "run", tmp_path / "run" / "checkpoints" / "x", tmp_path / "run" / "config.json"):
         assert main(["train", "export", str(tmp_path / "run"), "--out", str(bad), "--overwrite"]) == 2
     assert (tmp_path / "run" / "config.json").is_file() and list((tmp_path / "run" / "checkpoints").iterdir())

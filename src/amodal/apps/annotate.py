@@ -46,7 +46,7 @@ class AnnotateConfig:
     data: Path  # the folder its frame file names are relative to
     out: Path  # output folder (replaced atomically when the run completes)
     track_offsets: Path | None = None  # TAO-Amodal {video_id: first track id}; default beside the annotations
-    model: str = "default"  # stage-1 model: a bundled name, our folder or an official checkpoint
+    model: str = "default-boxes"  # stage-1 model: a bundled name, our folder or an official checkpoint
     pipeline: SegmentationConfig = field(default_factory=lambda: SegmentationConfig(samples=3))
     limit: int | None = None  # only the first N clips
     progress: bool = True
@@ -250,7 +250,8 @@ def annotate(config: AnnotateConfig) -> dict:
         "frames": len(images),
         "masks": len(annotations),
         "settings": json.loads(json.dumps(asdict(config), default=str)),
-        "sampling": {"steps": pipe.steps, "guidance": pipe.guidance, "samples": config.pipeline.samples},
+        "sampling": {"steps": pipe.steps, "guidance": pipe.guidance, "samples": config.pipeline.samples,
+                     "box_mode": pipe.box_mode},
         "timings_s": {**{k: round(v, 3) for k, v in timings.items()}, "total": round(time.perf_counter() - start, 3)},
     }
     with atomic_dir(out, command="annotate") as tmp:

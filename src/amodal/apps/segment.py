@@ -225,7 +225,9 @@ def run_summary(config: SegmentRunConfig, source, pipe: AmodalSegmentationPipeli
         ],
         "depth": depth_kind,
         "settings": _jsonable(asdict(config)),
-        "sampling": {"steps": pipe.steps, "guidance": pipe.guidance},  # what ran: the settings or the model's own
+        # what ran: the settings or the model's own
+        "sampling": {"steps": pipe.steps, "guidance": pipe.guidance,
+                     **({"box_mode": pipe.box_mode} if config.amodal_boxes is not None else {})},
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
         "seconds_per_frame": round(timings["segmentation"] / source.num_frames, 4),
     }

@@ -23,6 +23,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "weights"
 BUNDLED = {
     "default": ("segmentation", "default"),  # diffusion segmenter trained on the synthetic world
     "default-regression": ("segmentation", "default-regression"),  # the same backbone as a one-step regressor
+    "default-boxes": ("segmentation", "default-boxes"),  # default fine-tuned on box crops: for amodal boxes as input
     "default-completion": ("completion", "default-completion"),  # diffusion completer, trained on the synthetic world
     "default-completion-regression": ("completion", "default-completion-regression"),  # its one-step twin
 }

@@ -117,7 +117,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N clips (quick checks)")
     parser.add_argument("--amodal-boxes", choices=("gt",), default=None, help="give every method the annotation's amodal boxes as a prior (TAO-Amodal's bbox, else the boxes of the true amodal masks); output stays inside them")
-    parser.add_argument("--box-mode", choices=("clip", "crop"), default="clip", help="with --amodal-boxes: learned models see each object's box region (crop) or the whole frame (clip); both cut the output to the box")
+    parser.add_argument("--box-mode", choices=("clip", "crop"), default=None, help="with --amodal-boxes: learned models see each object's box region (crop) or the whole frame (clip); both cut the output to the box (default: the model's own: crop for default-boxes, else clip)")
     parser.add_argument("--box-margin", type=float, default=0.25, metavar="F", help="with --box-mode crop: context around the boxes, a fraction of their size per side")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -58,7 +58,7 @@ def register(subparsers) -> None:
     p.add_argument("--dtype", default="float32", help="float32 (amodal's own models); official checkpoints also take bfloat16 on CPU, float16 or bfloat16 on CUDA")
     p.add_argument("--fps", type=float, help="frame rate of the outputs (default: the video's own, 8 for folders)")
     p.add_argument("--amodal-boxes", metavar="FILE", help='JSON {"<object id>": [[x, y, w, h] or null, ...one per frame]}: each amodal mask stays inside its box (docs/applications.md)')
-    p.add_argument("--box-mode", choices=("clip", "crop"), default="clip", help="with --amodal-boxes: the model sees each object's box region (crop) or the whole frame (clip)")
+    p.add_argument("--box-mode", choices=("clip", "crop"), default=None, help="with --amodal-boxes: the model sees each object's box region (crop) or the whole frame (clip) (default: the model's own: crop for default-boxes, else clip)")
     p.add_argument("--box-margin", type=float, default=0.25, metavar="F", help="with --box-mode crop: context around the boxes, a fraction of their size per side")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

@@ -54,6 +54,8 @@ def register(subparsers) -> None:
                         help="diffusion models: record N as the model's default steps (its measured best; default: the run's config)")
     export.add_argument("--sampling-guidance", type=float, default=None, metavar="G",
                         help="diffusion models: record G as the model's default guidance (default: the run's config)")
+    export.add_argument("--box-mode", choices=("clip", "crop"), default=None,
+                        help="stage 1: record how the model is best given amodal boxes, crop for one trained on box crops (default: the run's config)")
     export.set_defaults(func=_export)
 
 
@@ -145,7 +147,7 @@ def _export(args) -> int:
     if run_config.is_file() and is_svd_config(json.loads(run_config.read_text())):
         from amodal.training.svd import export_svd_run
 
-        if args.sampling_steps is not None or args.sampling_guidance is not None:
+        if args.sampling_steps is not None or args.sampling_guidance is not None or args.box_mode is not None:
             from amodal.errors import InputError
 
             raise InputError("--sampling-steps/--sampling-guidance: svd exports are official-layout folders, which keep "
@@ -155,8 +157,12 @@ def _export(args) -> int:
     if output_command(Path(args.run)) == "train completion":
         from amodal.training.completion import export_completion
 
+        if args.box_mode is not None:
+            from amodal.errors import InputError
+
+            raise InputError("--box-mode is for stage-1 models; a completion model takes no boxes")
         out = export_completion(args.run, args.out, args.checkpoint, args.sampling_steps, args.sampling_guidance)
     else:
-        out = export_checkpoint(args.run, args.out, args.checkpoint, args.sampling_steps, args.sampling_guidance)
+        out = export_checkpoint(args.run, args.out, args.checkpoint, args.sampling_steps, args.sampling_guidance, args.box_mode)
     print(f"exported {out}")
     return 0

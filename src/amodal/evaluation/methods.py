@@ -67,7 +67,7 @@ class MethodOptions:
     steps: int | None = None  # denoising steps of diffusion models; None = each model's own best (its config)
     guidance: float | None = None  # classifier-free guidance scale; None = each model's own
     use_depth: bool = True  # False runs learned models mask-only even when the clip has depth
-    box_mode: str = "clip"  # how learned models use amodal boxes when evaluation gives them (SegmentationConfig)
+    box_mode: str | None = None  # how learned models use amodal boxes when evaluation gives them (SegmentationConfig)
     box_margin: float = 0.25
 
 

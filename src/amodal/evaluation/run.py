@@ -67,7 +67,7 @@ class EvalConfig:
     fvd_size: int = 224  # completion: side of the square frames I3D sees; 224 as it was trained (less only in quick tests)
     propagate: bool = True  # completion: our models paint only what no frame shows (PipelineConfig.propagate)
     amodal_boxes: str | None = None  # "gt": methods get the annotation's amodal boxes as a prior (segmentation/boxes.py)
-    box_mode: str = "clip"  # how learned methods use the boxes (SegmentationConfig.box_mode)
+    box_mode: str | None = None  # how learned methods use the boxes (SegmentationConfig.box_mode)
     box_margin: float = 0.25  # context around the boxes in "crop" mode (SegmentationConfig.box_margin)
 
     def __post_init__(self) -> None:

@@ -91,8 +91,13 @@ class SegmenterConfig:
     # measurements say better (docs/results.md); one-step regression models ignore both.
     sampling_steps: int = 25
     sampling_guidance: float = 1.5
+    # How the model is best given amodal boxes (segmentation/boxes.py): "clip" (the whole frame,
+    # output cut to the boxes) unless it was trained on box crops ("crop"); recorded at export.
+    box_mode: str = "clip"
 
     def __post_init__(self) -> None:
+        if self.box_mode not in ("clip", "crop"):
+            raise InputError(f"segmenter config: box_mode must be 'clip' or 'crop', got {self.box_mode!r}")
         if self.objective not in OBJECTIVES:
             raise InputError(f"segmenter config: objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
         unknown = sorted(set(self.priors) - set(PRIORS))
@@ -219,6 +224,10 @@ class _SegmenterBase(nn.Module):
     @property
     def default_guidance(self) -> float:
         return self.config.sampling_guidance
+
+    @property
+    def default_box_mode(self) -> str:
+        return self.config.box_mode
 
     @property
     def device(self) -> torch.device:

@@ -48,10 +48,10 @@ class SegmentationConfig:
     batch_size: int = 8  # (object, sample) rows per model call; bounds memory
     use_depth: bool = True  # False runs the model mask-only even when depth is given
     # With amodal boxes (segmentation/boxes.py): "clip" shows the model the whole frame, "crop" each
-    # object's box region; either way the output is cut to the boxes. "clip" is never worse than no
-    # boxes on either benchmark; "crop" helps on real shapes and hurts on the synthetic test
-    # (docs/applications.md).
-    box_mode: str = "clip"
+    # object's box region; either way the output is cut to the boxes. None = the model's own
+    # (its config's box_mode: "crop" for default-boxes, trained on box crops; else "clip").
+    # Measured in docs/applications.md.
+    box_mode: str | None = None
     box_margin: float = 0.25  # context around the window's union box, a fraction of its size per side ("crop")
     progress: bool = True  # tqdm bar per window
 
@@ -74,7 +74,7 @@ class SegmentationConfig:
             raise InputError(f"--pad must be >= 0, got {self.pad}")
         if self.batch_size < 1:
             raise InputError(f"--batch-size must be >= 1, got {self.batch_size}")
-        if self.box_mode not in box_prior.BOX_MODES:
+        if self.box_mode is not None and self.box_mode not in box_prior.BOX_MODES:
             raise InputError(f"--box-mode must be one of {', '.join(box_prior.BOX_MODES)}, got {self.box_mode!r}")
         if not 0 <= self.box_margin <= 4:
             raise InputError(f"--box-margin must be in [0, 4], got {self.box_margin}")
@@ -180,6 +180,11 @@ class AmodalSegmentationPipeline:
         return int(self.config.steps if self.config.steps is not None else self.segmenter.default_steps)
 
     @property
+    def box_mode(self) -> str:
+        """How amodal boxes are used: the config's mode, else the model's own ("clip" when it has none)."""
+        return self.config.box_mode or getattr(self.segmenter, "default_box_mode", "clip")
+
+    @property
     def guidance(self) -> float:
         """The guidance scale this pipeline runs: its config's, else the model's own."""
         return float(self.config.guidance if self.config.guidance is not None else self.segmenter.default_guidance)
@@ -220,7 +225,7 @@ class AmodalSegmentationPipeline:
         weights = _blend_weights(window, overlap, cfg.blend)
         use_depth = depth_frames is not None and cfg.use_depth
         depth_iter = iter(depth_frames) if use_depth else None
-        cropping = amodal_boxes is not None and cfg.box_mode == "crop"  # else boxes only cut the output
+        cropping = amodal_boxes is not None and self.box_mode == "crop"  # else boxes only cut the output
         self.last_timings = {"model": 0.0, "preprocess": 0.0, "postprocess": 0.0, "windows": 0}
 
         # Per-frame state for frames not yet emitted, indexed by frame number.
@@ -350,7 +355,7 @@ class AmodalSegmentationPipeline:
         whole = box_prior.frame_region(box.src_size, box.border, canvas)
         out = []
         for k in range(len(window_boxes)):
-            region = box_prior.window_region(window_boxes[k], canvas, cfg.box_margin) if cfg.box_mode == "crop" else None
+            region = box_prior.window_region(window_boxes[k], canvas, cfg.box_margin)
             out.append(_shifted(region or whole, box.border, +1))
         return out
 

@@ -99,8 +99,8 @@ def initial_state(path: str | Path, config: SegmenterConfig) -> dict[str, torch.
         ) from None
 
 
-def with_sampling(model_config, steps: int | None, guidance: float | None):
-    """``model_config`` with its default sampling steps and guidance replaced where given (validated again)."""
+def with_sampling(model_config, steps: int | None, guidance: float | None, box_mode: str | None = None):
+    """``model_config`` with its default sampling steps, guidance and box mode replaced where given (validated again)."""
     changes = {k: v for k, v in (("sampling_steps", steps), ("sampling_guidance", guidance)) if v is not None}
     if changes and model_config.objective != "diffusion":
         raise InputError("--sampling-steps and --sampling-guidance are for diffusion models; a one-step model has neither")
@@ -108,6 +108,8 @@ def with_sampling(model_config, steps: int | None, guidance: float | None):
         raise InputError(f"--sampling-steps must be >= 1, got {steps}")
     if guidance is not None and guidance < 0:
         raise InputError(f"--sampling-guidance must be >= 0, got {guidance}")
+    if box_mode is not None:
+        changes["box_mode"] = box_mode
     return dataclasses.replace(model_config, **changes) if changes else model_config
 
 
@@ -430,6 +432,7 @@ def export_checkpoint(
     checkpoint: str | Path | None = None,
     sampling_steps: int | None = None,  # record a measured best setting in the model's config; None = the run's
     sampling_guidance: float | None = None,
+    box_mode: str | None = None,  # record how the model is best given amodal boxes; None = the run's
 ) -> Path:
     """Export the EMA weights of a run's newest (or the given) checkpoint as a model folder."""
     run_dir = Path(run_dir)
@@ -442,5 +445,5 @@ def export_checkpoint(
     state = read_safetensors(Path(checkpoint) / "ema.safetensors", fix="pick another checkpoint with --checkpoint")
     model = build_segmenter(config.model)
     load_state_strict(model.backbone, state, str(Path(checkpoint) / "ema.safetensors"))
-    save_segmenter(out, with_sampling(config.model, sampling_steps, sampling_guidance), model.backbone.state_dict())
+    save_segmenter(out, with_sampling(config.model, sampling_steps, sampling_guidance, box_mode), model.backbone.state_dict())
     return Path(out)
