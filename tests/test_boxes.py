@@ -111,8 +111,8 @@ def test_bad_boxes_are_named():
     clip = make_clip(t=4)
     with pytest.raises(InputError, match=r"\(2, T, 4\)"):
         run(clip, FakeSegmenter(), np.zeros((1, 4, 4)))
-    with pytest.raises(InputError, match="width and height > 0"):
-        run(clip, FakeSegmenter(), np.zeros((2, 4, 4)))
+    with pytest.raises(InputError, match="width and height >= 0"):
+        run(clip, FakeSegmenter(), np.full((2, 4, 4), -1.0))
     with pytest.raises(InputError, match="cover 2 frames"):
         run(clip, FakeSegmenter(), np.ones((2, 2, 4)))
     with pytest.raises(InputError, match="--box-mode"):
@@ -131,7 +131,7 @@ def test_read_boxes_file(tmp_path):
         ('{"7": [null, null, null]}', "object id\\(s\\) 7 are not in the masks"),
         ('{"1": [null]}', "one entry per frame \\(3\\), got 1"),
         ('{"1": [[1, 2, 3], null, null]}', "frame 0: expected"),
-        ('{"1": [[1, 2, 0, 3], null, null]}', "width and height > 0"),
+        ('{"1": [[1, 2, -1, 3], null, null]}', "width and height >= 0"),
     ):
         path.write_text(text)
         with pytest.raises(InputError, match=message):
@@ -158,3 +158,27 @@ def test_bundled_default_boxes_crops_by_default():
 
     assert load_segmenter("default-boxes").default_box_mode == "crop"
     assert load_segmenter("default").default_box_mode == "clip"
+
+
+@pytest.mark.parametrize("mode", ["clip", "crop"])
+def test_a_zero_size_box_keeps_only_the_visible_part(mode):
+    clip = make_clip(t=6)
+    boxes = np.zeros((2, 6, 4))  # no extent anywhere
+    out = run(clip, FakeSegmenter(grow=2), boxes, box_mode=mode)
+    np.testing.assert_array_equal(out.amodal_masks, clip.modal_masks)
+
+
+def test_sailvos_format_bbox_is_the_annotation_s_boxes(tmp_path):
+    from amodal.data.datasets import index_dataset
+    from test_datasets import write_synthetic_split
+
+    write_synthetic_split(tmp_path / "data", videos=1, frames=4)
+    index = index_dataset("synthetic", tmp_path / "data", "test")
+    annotation = index.annotation(0)
+    from_masks = bx.boxes_of_masks(annotation.amodal_masks)
+    present = ~np.isnan(from_masks).any(axis=2)
+    np.testing.assert_array_equal(annotation.amodal_boxes[present], from_masks[present])
+    assert (annotation.amodal_boxes[~present][:, 2:] == 0).all()  # an absent object's box has no size
+    cropped = index.annotation(0, cropped=True)
+    shift = np.array([cropped.origin[1], cropped.origin[0], 0, 0])
+    np.testing.assert_array_equal(cropped.amodal_boxes + shift, annotation.amodal_boxes)

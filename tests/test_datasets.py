@@ -22,6 +22,13 @@ from tiny import SCENE_H, SCENE_W, tiny_scene
 H, W = SCENE_H, SCENE_W  # frame size of the tiny synthetic split
 
 
+def _box(mask: np.ndarray) -> list[float]:
+    ys, xs = np.nonzero(mask)
+    if not len(ys):
+        return [0.0, 0.0, 0.0, 0.0]
+    return [float(xs.min()), float(ys.min()), float(xs.max() + 1 - xs.min()), float(ys.max() + 1 - ys.min())]
+
+
 def write_synthetic_split(root: Path, split: str = "test", videos: int = 2, frames: int = 6) -> list[dict]:
     """Write ``videos`` tiny videos in our synthetic format (SAIL-VOS clips + depth + amodal RGB).
 
@@ -53,7 +60,7 @@ def write_synthetic_split(root: Path, split: str = "test", videos: int = 2, fram
                     "image_file_names": [f"videos/{vid}/rgb/{n}.png" for n in names],
                     "segmentation": [rle.encode(m) for m in scene["amodal"][k - 1]],
                     "visible_mask": [rle.encode(m) for m in scene["modal"][k - 1]],
-                    "bbox": [[0.0, 0.0, 1.0, 1.0]] * frames,
+                    "bbox": [_box(m) for m in scene["amodal"][k - 1]],  # the true amodal box, as `amodal data synth` writes
                     "video_id": vid,
                     "height": H,
                     "width": W,

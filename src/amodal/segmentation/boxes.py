@@ -14,7 +14,8 @@ visible part is always kept, even where an annotation's box misses it).
 
 Boxes: ``(K, T, 4) float64`` ``[x, y, w, h]`` in input pixels (COCO order, ``x, y`` the top-left
 corner), one row per object in the clip's object order; a frame without a box holds ``nan``
-(nothing is cut there). A box may reach past the frame border.
+(nothing is cut there). A box may reach past the frame border; one of zero width or height says
+the object has no extent in that frame (only its visible pixels, if any, are kept).
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ def check_boxes(boxes: np.ndarray, num_objects: int, where: str = "amodal boxes"
     if boxes.ndim != 3 or boxes.shape[2] != 4 or boxes.shape[0] != num_objects:
         raise InputError(f"{where}: expected ({num_objects}, T, 4) [x, y, w, h] boxes, got shape {boxes.shape}")
     given = ~np.isnan(boxes).any(axis=2)
-    if np.isinf(boxes).any() or (boxes[given][:, 2:] <= 0).any():
-        raise InputError(f"{where}: every box needs finite x, y and a width and height > 0")
+    if np.isinf(boxes).any() or (boxes[given][:, 2:] < 0).any():
+        raise InputError(f"{where}: every box needs finite x, y and a width and height >= 0")
     return boxes
 
 
@@ -59,6 +60,7 @@ def window_region(boxes: np.ndarray, canvas: tuple[int, int], margin: float) -> 
     ``None`` when no frame of the window has a box.
     """
     given = boxes[~np.isnan(boxes).any(axis=1)]
+    given = given[(given[:, 2] > 0) & (given[:, 3] > 0)]  # a zero-size box: the object is not there
     if not len(given):
         return None
     x0, y0 = given[:, 0].min(), given[:, 1].min()

@@ -7,7 +7,7 @@ The annotation file is a JSON list of one-object clips::
       "image_file_names": ["video000/images/000000.png", ...],  # T paths under the frame root
       "segmentation": [RLE, ...],                          # T amodal masks (COCO RLE, null = empty)
       "visible_mask": [RLE, ...],                          # T modal masks
-      "bbox": [[x, y, w, h], ...]},                        # T amodal boxes (not needed)
+      "bbox": [[x, y, w, h], ...]},                        # T amodal boxes (optional; --amodal-boxes gt)
      ...]
 
 Our synthetic sets add ``video_id``, ``height``, ``width``, ``fps``,
@@ -57,6 +57,7 @@ class _Entry:
     fps: float
     depth_files: tuple[str, ...] | None
     amodal_rgb_files: tuple[str, ...] | None
+    boxes: np.ndarray | None = None  # (T, 4) amodal [x, y, w, h] from "bbox", nan for null; None without one
 
 
 def _parse_entry(raw: Any, position: int, path: Path) -> _Entry:
@@ -77,6 +78,15 @@ def _parse_entry(raw: Any, position: int, path: Path) -> _Entry:
     if "height" in raw or "width" in raw:
         size = (to_int(raw.get("height"), f"{where} 'height'"), to_int(raw.get("width"), f"{where} 'width'"))
     video = raw.get("video_id")
+    boxes = None
+    if raw.get("bbox") is not None:
+        bbox = raw["bbox"]
+        try:
+            boxes = np.array([[np.nan] * 4 if b is None else b for b in bbox], dtype=np.float64) if isinstance(bbox, list) else None
+        except (TypeError, ValueError):
+            boxes = None
+        if boxes is None or boxes.shape != (t, 4) or np.isinf(boxes).any() or (boxes[:, 2:] < 0).any():
+            raise InputError(f"{where}: 'bbox' must list one [x, y, w, h] (w, h >= 0) or null per frame ({t} frames)")
     return _Entry(
         position=position,
         obj_id=to_int(raw["obj_id"], f"{where} 'obj_id'"),
@@ -90,6 +100,7 @@ def _parse_entry(raw: Any, position: int, path: Path) -> _Entry:
         fps=float(raw.get("fps", DEFAULT_FPS)),
         depth_files=tuple(raw["depth_file_names"]) if "depth_file_names" in raw else None,
         amodal_rgb_files=tuple(raw["amodal_rgb_file_names"]) if "amodal_rgb_file_names" in raw else None,
+        boxes=boxes,
     )
 
 
@@ -102,6 +113,16 @@ def read_entries(path: str | os.PathLike) -> list[_Entry]:
     if not data:
         raise InputError(f"{path}: the annotation list is empty")
     return [_parse_entry(raw, i, path) for i, raw in enumerate(data)]
+
+
+def _boxes(group: list[_Entry], window) -> np.ndarray | None:
+    """``(K, T, 4)`` amodal boxes of a clip's entries when every entry has a ``bbox``, moved into ``window``."""
+    if any(e.boxes is None for e in group):
+        return None
+    boxes = np.stack([e.boxes for e in group])
+    if window is not None:
+        boxes = boxes - np.array([window[2], window[0], 0, 0], dtype=np.float64)
+    return boxes
 
 
 class SailvosIndex:
@@ -159,7 +180,7 @@ class SailvosIndex:
             video=first.video,
             modal_masks=stack_objects([modal.decode(window) for _, modal in stacks]),
             amodal_masks=stack_objects([amodal.decode(window) for amodal, _ in stacks]),
-            amodal_boxes=None,
+            amodal_boxes=_boxes(group, window),
             object_ids=tuple(e.obj_id for e in group),
             category_ids=tuple(e.category_id for e in group),
             object_keys=tuple(e.obj_id for e in group),
