@@ -55,7 +55,7 @@ def main() -> None:
 
     from amodal.clip import Clip
     from amodal.completion.pipeline import ContentCompletionPipeline
-    from amodal.compose import Edit, Keyframe, ObjectEdit, recompose
+    from amodal.compose import Edit, Keyframe, ObjectEdit, completion_painter, recompose
     from amodal.data.synth.config import SynthConfig
     from amodal.data.synth.render import composite, render_plate, render_scene
     from amodal.data.synth.scene import plan_scene
@@ -67,9 +67,7 @@ def main() -> None:
     completer.config = type(completer.config)(**{**completer.config.__dict__, "progress": False})
     segmenter = AmodalSegmentationPipeline.from_pretrained("default", SegmentationConfig(progress=False))
 
-    def paint(plate, never):
-        clip = Clip(frames=np.where(never[..., None], 255, plate).astype(np.uint8), modal_masks=~never[None])
-        return completer(clip, np.ones_like(never)[None]).rgb[0]
+    paint = completion_painter(completer)
 
     def layers_of(rgba_rgb, masks):
         return np.concatenate([rgba_rgb, masks[..., None].astype(np.uint8) * 255], axis=-1)

@@ -150,6 +150,12 @@ def test_compose_command_end_to_end(tmp_path, capsys):
     assert not any(np.asarray(Image.open(out / "masks" / "2" / f"{n}.png")).any() for n in names)  # removed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["edited"] == [1, 2]
+    painted = tmp_path / "painted"
+    assert main([*args, "--paint-with", "default-completion", "--out", str(painted)]) == 0
+    assert json.loads((painted / "summary.json").read_text())["settings"]["paint_with"] == "default-completion"
+    never = summary["never_seen_pixels"]
+    plate = lambda folder: np.stack([np.asarray(Image.open(folder / "plate" / f"{n}.png")) for n in names])
+    assert never == 0 or not np.array_equal(plate(out), plate(painted))  # the model painted what no frame shows
     capsys.readouterr()
     assert main([*args, "--out", str(edit), "--overwrite"]) == 2  # never onto an input
     assert json.loads(edit.read_text())["objects"]["2"] == {"remove": True}

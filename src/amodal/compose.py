@@ -184,6 +184,23 @@ def make_plate(frames: np.ndarray, holes: np.ndarray, covered: np.ndarray, paint
     return plate, never
 
 
+def completion_painter(pipeline):
+    """A ``paint`` for :func:`make_plate` from a stage-2 pipeline: the plate as a one-object clip.
+
+    The visible background is the object's visible part and the whole frame its amodal mask, so
+    the pipeline copies what other frames show and its model paints the rest. Measured against
+    the border fill in docs/applications.md (the bundled completion model, trained on objects on
+    white, is the worse of the two).
+    """
+    from amodal.clip import Clip
+
+    def paint(plate: np.ndarray, never: np.ndarray) -> np.ndarray:
+        clip = Clip(frames=np.where(never[..., None], 255, plate).astype(np.uint8), modal_masks=~never[None])
+        return pipeline(clip, np.ones_like(never)[None]).rgb[0]
+
+    return paint
+
+
 def transform_layer(layer: np.ndarray, centre: tuple[float, float], dx: float, dy: float, scale: float) -> np.ndarray:
     """``(H, W, 4) uint8`` RGBA moved by ``(dx, dy)`` and scaled by ``scale`` about ``centre`` ``(x, y)``."""
     if dx == 0 and dy == 0 and scale == 1:

@@ -31,6 +31,7 @@ class ComposeCommand:
     out: str
     hole_margin: int = 1  # pixels each visible mask grows by before it is cut out of the plate
     fps: float = 8.0  # frame rate of video.mp4
+    paint_with: str | None = None  # a completion model paints the background no frame shows; None: the border fill
     overwrite: bool = False
 
 
@@ -63,8 +64,17 @@ def run_compose(command: ComposeCommand) -> dict:
 
     if command.hole_margin < 0:
         raise InputError(f"--hole-margin must be >= 0, got {command.hole_margin}")
+    from amodal.checkpoints.registry import model_inputs, resolve
+
     out = check_output(command.out, command="compose", overwrite=command.overwrite,
-                       inputs=(command.frames, command.masks, command.completed, command.edit))
+                       inputs=(command.frames, command.masks, command.completed, command.edit, *model_inputs(command.paint_with)))
+    paint = None
+    if command.paint_with is not None:
+        from amodal.apps.complete import completion_pipeline
+        from amodal.compose import completion_painter
+
+        resolve(command.paint_with, "completion", flag="--paint-with")
+        paint = completion_painter(completion_pipeline(command.paint_with, progress=False))
     start = time.perf_counter()
     frames = read_frames(command.frames)
     names = frame_names(command.frames)
@@ -72,7 +82,7 @@ def run_compose(command: ComposeCommand) -> dict:
     modal = read_mask_folder(command.masks, names, size, what="modal masks")
     edit = read_edit(command.edit, modal.object_ids, len(names))
     layers = read_layers(Path(command.completed), modal.object_ids, names, size)
-    result = recompose(frames, modal.modal, layers, modal.object_ids, edit, hole_margin=command.hole_margin)
+    result = recompose(frames, modal.modal, layers, modal.object_ids, edit, hole_margin=command.hole_margin, paint=paint)
     with atomic_dir(out, command="compose") as tmp:
         for kind, images in (("frames", result.frames), ("plate", result.plate)):
             (tmp / kind).mkdir()
@@ -90,7 +100,7 @@ def run_compose(command: ComposeCommand) -> dict:
             "objects": list(modal.object_ids),
             "edited": [e.object_id for e in edit.objects],
             "never_seen_pixels": int(result.never_seen.sum()),
-            "settings": {"hole_margin": command.hole_margin, "edit": str(command.edit)},
+            "settings": {"hole_margin": command.hole_margin, "edit": str(command.edit), "paint_with": command.paint_with},
             "seconds": round(time.perf_counter() - start, 3),
         }
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -12,6 +12,8 @@ EXAMPLE = """\
   amodal compose --frames clip/rgbs --masks runs/clip/segmentation/modal --completed runs/clip/completion \\
       --edit edit.json --out runs/clip-edited
   # {"objects": {"2": {"remove": true}}} takes object 2 out; the background shows through
+  amodal compose --frames clip/rgbs --masks runs/clip/segmentation/modal --completed runs/clip/completion \
+      --edit edit.json --paint-with default-completion --out runs/clip-edited-painted
 """
 
 
@@ -22,6 +24,7 @@ def register(subparsers) -> None:
     p.add_argument("--completed", required=True, help="the output of `amodal complete` (<id>/rgba/<frame>.png), e.g. OUT/completion of `amodal run`")
     p.add_argument("--edit", required=True, help="edit JSON (docs/applications.md)")
     p.add_argument("--hole-margin", type=int, default=1, metavar="PX", help="pixels each visible mask grows by before it is cut out of the background")
+    p.add_argument("--paint-with", metavar="MODEL", help="a completion model (default-completion, a folder) paints the background no frame shows (default: filled from its border, which measures better)")
     p.add_argument("--fps", type=float, default=8.0, help="frame rate of video.mp4")
     p.add_argument("--out", required=True, help="output folder, written when the run completes")
     add_overwrite(p)
@@ -33,7 +36,7 @@ def run(args) -> int:
 
     summary = run_compose(ComposeCommand(
         frames=args.frames, masks=args.masks, completed=args.completed, edit=args.edit, out=args.out,
-        hole_margin=args.hole_margin, fps=args.fps, overwrite=args.overwrite,
+        hole_margin=args.hole_margin, fps=args.fps, paint_with=args.paint_with, overwrite=args.overwrite,
     ))
     print(f"wrote {args.out}: {summary['frames']} frames, object(s) {summary['edited']} edited "
           f"({summary['never_seen_pixels']} background pixels no frame showed, filled from their border)")
