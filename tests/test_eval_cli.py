@@ -464,3 +464,19 @@ def test_eval_with_true_amodal_boxes(amodal, tmp_path):
     assert boxed["convex"]["miou"] >= free["convex"]["miou"] - 1e-9  # cutting to the true box never loses truth
     code, _, err = amodal(*common, "--amodal-boxes", "file.json", "--out", tmp_path / "bad")
     assert code == 2 and "invalid choice" in err
+
+
+def test_tao_amodal_with_its_own_amodal_boxes(amodal, tmp_path):
+    _write_tao_split(tmp_path / "tao")
+    common = ["--dataset", "tao-amodal", "--data", tmp_path / "tao", "--annotations", tmp_path / "tao" / "annotations.json",
+              "--method", "convex", "--quiet", "--no-plots"]
+    assert amodal(*common, "--out", tmp_path / "free")[0] == 0
+    code, _, err = amodal(*common, "--amodal-boxes", "gt", "--out", tmp_path / "boxed")
+    assert code == 0, err
+    free, boxed = _metrics(tmp_path / "free"), _metrics(tmp_path / "boxed")
+    assert boxed["ap50"] >= free["ap50"] and boxed["miou"] >= free["miou"]  # never outside the true boxes
+    boxes = json.loads((tmp_path / "tao" / "annotations.json").read_text())[0]["amodal_bboxes"]
+    predicted = json.loads((tmp_path / "boxed" / "predictions.json").read_text())
+    for t, (x, y, w, h) in enumerate(boxes):
+        px, py, pw, ph = predicted[f"(7, 'frame{t:04d}.jpg', '2')"]["diffvas_res_bbox"]
+        assert px >= x - 1e-6 and py >= y - 1e-6 and px + pw <= x + w + 1e-6 and py + ph <= y + h + 1e-6
