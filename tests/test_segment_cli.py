@@ -52,6 +52,12 @@ def test_segment_clip_writes_every_output(tiny_clips, tiny_model, tmp_path, name
                    "--window", 8, "--overlap", 2) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == CLIP_FRAMES and [o["id"] for o in summary["objects"]] == [1]
+    info = summary["model_info"]  # what the model is, not an empty dict
+    assert (info["num_frames"], info["height"], info["width"]) == (8, 16, 32) and info["parameters"] > 0
+    assert info["config"]["num_frames"] == 8
+    assert summary["depth"] == "none" and summary["depth_used"] is False  # no depth given: mask-only
+    assert summary["windows"] == 4  # 25 frames in windows of 8 overlapping by 2
+    assert all(not k.endswith("windows") for k in summary["timings_s"])  # timings are seconds only
     # The masks were read by luminance whatever the palette order: the scene's square exactly.
     assert summary["objects"][0]["modal_pixels"] == int(scene_of(name)["modal"][0].sum())
     masks = sorted((out / "masks" / "1").iterdir())

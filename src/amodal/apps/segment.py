@@ -167,7 +167,8 @@ def segment_video(config: SegmentRunConfig) -> dict:
             writer.add(result.index, kept_modal.pop(result.index), result.amodal, result.frequency)
         timings["segmentation"] = time.perf_counter() - t0
         for key, value in pipe.last_timings.items():
-            timings[f"segmentation_{key}"] = value
+            if key != "windows":  # a count, reported beside the timings
+                timings[f"segmentation_{key}"] = value
 
         border = pipe_border(pipe, source)
         height, width = writer.finish(border, padded=bool(config.pipeline.pad))
@@ -204,12 +205,26 @@ def segmentation_pipeline(config: SegmentRunConfig, source, timings: dict) -> Am
     return AmodalSegmentationPipeline(segmenter, config.pipeline)
 
 
+def model_info(segmenter) -> dict:
+    """What a stage-1 model is, for ``summary.json``: its geometry and own settings, and its config when it has one."""
+    info = {key: getattr(segmenter, key) for key in ("num_frames", "height", "width", "uses_depth", "default_steps",
+                                                    "default_guidance") if hasattr(segmenter, key)}
+    if hasattr(segmenter, "default_box_mode"):
+        info["default_box_mode"] = segmenter.default_box_mode
+    config = getattr(segmenter, "config", None)
+    if hasattr(config, "to_dict"):
+        info["config"] = config.to_dict()
+    if hasattr(segmenter, "parameters"):
+        info["parameters"] = int(sum(p.numel() for p in segmenter.parameters()))
+    return info
+
+
 def run_summary(config: SegmentRunConfig, source, pipe: AmodalSegmentationPipeline, areas: np.ndarray,
                 output_size: tuple[int, int], depth_kind: str, timings: dict) -> dict:
     """``summary.json`` of a stage-1 run: settings, model, per-object areas, timings."""
     return {
         "model": config.model,
-        "model_info": getattr(pipe.segmenter, "describe", lambda: {})(),
+        "model_info": model_info(pipe.segmenter),
         "frames": source.num_frames,
         "size": list(source.size),
         "output_size": list(output_size),
@@ -223,7 +238,10 @@ def run_summary(config: SegmentRunConfig, source, pipe: AmodalSegmentationPipeli
             }
             for k, oid in enumerate(source.object_ids)
         ],
-        "depth": depth_kind,
+        "depth": depth_kind,  # where depth came from: none, precomputed or model
+        # whether the model saw it: depth given, not turned off, and a model trained with it
+        "depth_used": depth_kind != "none" and config.pipeline.use_depth and bool(getattr(pipe.segmenter, "uses_depth", False)),
+        "windows": int(pipe.last_timings.get("windows", 0)),
         "settings": _jsonable(asdict(config)),
         # what ran: the settings or the model's own
         "sampling": {"steps": pipe.steps, "guidance": pipe.guidance,
