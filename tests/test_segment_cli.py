@@ -71,6 +71,13 @@ def test_segment_clip_writes_every_output(tiny_clips, tiny_model, tmp_path, name
     np.testing.assert_array_equal(decoded, first_amodal)
     reference = json.loads((out / "predictions_sailvos.json").read_text())
     assert len(reference) == CLIP_FRAMES and "(0, 1)" in reference
+    from pycocotools.coco import COCO
+
+    coco = COCO(str(out / "coco_instances.json"))  # the standard reader loads it
+    assert len(coco.imgs) == CLIP_FRAMES
+    first = coco.loadAnns(coco.getAnnIds(imgIds=[1]))
+    assert len(first) == 1 and first[0]["track_id"] == 1
+    np.testing.assert_array_equal(coco.annToMask(first[0]).astype(bool), first_amodal)
     assert probe_frames(out / "overlay.mp4").num_frames == CLIP_FRAMES
     assert (out / "overlay.gif").stat().st_size > 0
 

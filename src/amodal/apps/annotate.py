@@ -31,6 +31,7 @@ from xml.sax.saxutils import XMLGenerator
 
 import numpy as np
 
+from amodal.data.io.coco import CocoInstances, category_name
 from amodal.errors import InputError
 from amodal.segmentation.pipeline import SegmentationConfig
 
@@ -185,7 +186,8 @@ def annotate(config: AnnotateConfig) -> dict:
     pipe = AmodalSegmentationPipeline.from_pretrained(config.model, config.pipeline)
     count = len(index) if config.limit is None else min(len(index), config.limit)
     tao = config.dataset == "tao-amodal"
-    images, annotations, categories, review, cvat = [], [], set(), [], []
+    coco = CocoInstances(f"amodal masks from {config.annotations} (amodal annotate, model {config.model})")
+    review, cvat = [], []
     timings = {"segmentation": 0.0}
     for i in tqdm(range(count), desc="annotate", unit="clip", disable=not config.progress, leave=False):
         item = index.item(i)
@@ -198,10 +200,8 @@ def annotate(config: AnnotateConfig) -> dict:
         masks = result.amodal_masks
         doubt = disagreement(result.frequency)
         files = raw[positions[0]]["file_names" if tao else "image_file_names"]
-        first_image = len(images) + 1
-        for t, name in enumerate(files):
-            images.append({"id": first_image + t, "file_name": name, "width": clip.size[1], "height": clip.size[0],
-                           "video_id": annotation.video, "frame_index": t})
+        image_ids = [coco.add_image(name, clip.size[0], clip.size[1], video_id=annotation.video, frame_index=t)
+                     for t, name in enumerate(files)]
         for k, position in enumerate(positions):
             entry = raw[position]
             rles = [rle_codec.encode(m) for m in masks[k]]
@@ -211,44 +211,28 @@ def annotate(config: AnnotateConfig) -> dict:
                 entry["segmentation"] = rles
             if doubt is not None:
                 entry["amodal_uncertainty"] = [round(float(v), 6) for v in doubt[k]]
-            category = int(clip.category_ids[k])
-            categories.add(category)
             for t, rle in enumerate(rles):
-                area = int(masks[k, t].sum())
                 review.append({
                     "uncertainty": "" if doubt is None else f"{doubt[k, t]:.6f}",
                     "video": annotation.video, "object_id": clip.object_ids[k], "frame_index": t,
-                    "file_name": files[t], "amodal_pixels": area, "modal_pixels": int(clip.modal_masks[k, t].sum()),
+                    "file_name": files[t], "amodal_pixels": int(masks[k, t].sum()),
+                    "modal_pixels": int(clip.modal_masks[k, t].sum()),
                 })
-                if not area:
-                    continue
-                ys, xs = np.nonzero(masks[k, t])
-                annotations.append({
-                    "id": len(annotations) + 1, "image_id": first_image + t, "category_id": category,
-                    "segmentation": rle, "area": area,
-                    "bbox": [int(xs.min()), int(ys.min()), int(xs.max() + 1 - xs.min()), int(ys.max() + 1 - ys.min())],
-                    "iscrowd": 0, "track_id": int(clip.object_ids[k]),
-                    "modal_area": int(clip.modal_masks[k, t].sum()),
-                    **({} if doubt is None else {"uncertainty": round(float(doubt[k, t]), 6)}),
-                })
-        labels = [f"category {c}" for c in clip.category_ids]
+                coco.add_mask(image_ids[t], clip.category_ids[k], masks[k, t], rle, track_id=int(clip.object_ids[k]),
+                              modal_area=int(clip.modal_masks[k, t].sum()),
+                              **({} if doubt is None else {"uncertainty": round(float(doubt[k, t]), 6)}))
+        labels = [category_name(c) for c in clip.category_ids]
         cvat.append((str(annotation.video), masks, clip.modal_masks, labels))
     if config.pipeline.samples > 1:
         review.sort(key=lambda row: -float(row["uncertainty"]))
-    coco = {
-        "info": {"description": f"amodal masks from {config.annotations} (amodal annotate, model {config.model})"},
-        "images": images,
-        "annotations": annotations,
-        "categories": [{"id": c, "name": f"category {c}"} for c in sorted(categories)],
-    }
     summary = {
         "annotations": str(config.annotations),
         "dataset": config.dataset,
         "model": config.model,
         "clips": count,
         "objects": sum(len(index.positions(i)) for i in range(count)),
-        "frames": len(images),
-        "masks": len(annotations),
+        "frames": len(coco.images),
+        "masks": len(coco.annotations),
         "settings": json.loads(json.dumps(asdict(config), default=str)),
         "sampling": {"steps": pipe.steps, "guidance": pipe.guidance, "samples": config.pipeline.samples,
                      "box_mode": pipe.box_mode},
@@ -256,7 +240,7 @@ def annotate(config: AnnotateConfig) -> dict:
     }
     with atomic_dir(out, command="annotate") as tmp:
         (tmp / "annotations.json").write_text(json.dumps(raw) + "\n")
-        (tmp / "coco_instances.json").write_text(json.dumps(coco) + "\n")
+        (tmp / "coco_instances.json").write_text(json.dumps(coco.to_dict()) + "\n")
         (tmp / "cvat").mkdir()
         written = set()
         for video, masks, modal, labels in cvat:

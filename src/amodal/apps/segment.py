@@ -6,6 +6,8 @@ place when complete, so an interrupted run leaves nothing half-written):
 - ``masks/<object_id>/<frame>.png``: amodal masks, 0/255;
 - ``amodal.json``: modal and amodal masks as COCO RLEs, one entry per object
   (the per-object format of ``docs/io.md``);
+- ``coco_instances.json``: COCO instance annotations of the amodal masks (one image per frame),
+  which ``pycocotools.coco.COCO`` loads;
 - ``predictions_sailvos.json``: the reference prediction format
   ``{"(frame_index, object_id)": {"diffvas_res_rle": RLE}}``;
 - ``overlay.mp4`` (and ``overlay.gif`` for videos up to ``gif_max_frames``):
@@ -265,6 +267,7 @@ class SegmentationWriter:
         self.amodal_rles: list[list[dict]] = [[] for _ in self.ids]
         self.modal_rles: list[list[dict]] = [[] for _ in self.ids]
         self.reference: dict[str, dict] = {}
+        self.coco = None  # made in add(): the output size is known from the first amodal masks
         self.areas = np.zeros((len(self.ids), 2), np.int64)  # modal, amodal pixel counts
         for oid in self.ids:
             (self.folder / "masks" / str(oid)).mkdir(parents=True)
@@ -277,13 +280,20 @@ class SegmentationWriter:
 
         from amodal.data.io import rle as rle_codec
 
+        from amodal.data.io.coco import CocoInstances
+
         name = self.source.frame_names[index]
         self.areas[:, 0] += modal.reshape(len(self.ids), -1).sum(1)
+        if self.coco is None:
+            self.coco = CocoInstances(f"amodal masks of {self.source.frames}")
+        image_id = self.coco.add_image(name, *amodal.shape[1:], frame_index=index)
         for k, oid in enumerate(self.ids):
             mask = amodal[k]
             Image.fromarray(mask.astype(np.uint8) * 255).save(self.folder / "masks" / str(oid) / f"{name}.png")
             rle = rle_codec.encode(mask)
             self.amodal_rles[k].append(rle)
+            self.coco.add_mask(image_id, self.source.category_ids[k], mask, rle, track_id=int(oid),
+                               modal_area=int(modal[k].sum()))
             self.modal_rles[k].append(rle_codec.encode(modal[k]))
             self.reference[str((index, oid))] = {"diffvas_res_rle": rle}
             self.areas[k, 1] += int(mask.sum())
@@ -310,6 +320,8 @@ class SegmentationWriter:
             per_object["border"] = list(border)
         (self.folder / "amodal.json").write_text(json.dumps(per_object))
         (self.folder / "predictions_sailvos.json").write_text(json.dumps(self.reference))
+        if self.coco is not None:
+            (self.folder / "coco_instances.json").write_text(json.dumps(self.coco.to_dict()))
         return height, width
 
 
