@@ -268,7 +268,7 @@ def recompose(
         hole_margin: pixels each visible mask grows by before it is cut out of the plate.
         paint: fills what no frame shows, ``(plate, never) -> plate``; ``None``: from the border.
     """
-    k, t = modal.shape[:2]
+    t = modal.shape[1]
     if layers.shape[:4] != modal.shape or layers.shape[4] != 4:
         raise InputError(f"completed objects are {layers.shape}, expected {(*modal.shape, 4)} for the masks")
     amodal = (layers[..., 3] > 127) | modal

@@ -21,7 +21,6 @@ place when complete):
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import time
@@ -60,30 +59,16 @@ class AnnotateConfig:
             raise InputError(f"--limit must be >= 1, got {self.limit}")
 
 
-def object_boxes(config: AnnotateConfig, annotation, raw: list, positions: tuple[int, ...]) -> np.ndarray:
+def object_boxes(config: AnnotateConfig, annotation, positions: tuple[int, ...]) -> np.ndarray:
     """The ``(K, T, 4)`` amodal boxes that bound each object: TAO-Amodal's, a SAIL-VOS entry's ``bbox``, else its masks'."""
-    from amodal.segmentation.boxes import boxes_of_masks, check_boxes
+    from amodal.segmentation.boxes import check_boxes, with_mask_boxes
 
-    if annotation.amodal_boxes is not None:
-        return annotation.amodal_boxes
-    t = annotation.num_frames
-    out = np.full((len(positions), t, 4), np.nan)
-    from_masks = None if annotation.amodal_masks is None else boxes_of_masks(annotation.amodal_masks)
+    shape = (len(positions), annotation.num_frames)
+    out = with_mask_boxes(annotation.amodal_boxes, annotation.amodal_masks, shape)
     for k, position in enumerate(positions):
-        where = f"{config.annotations}: entry [{position}]"
-        given = raw[position].get("bbox")
-        if given is not None:
-            if not isinstance(given, list) or len(given) != t:
-                raise InputError(f"{where}: 'bbox' must list one [x, y, w, h] (or null) per frame ({t} frames)")
-            for f, box in enumerate(given):
-                if box is not None:
-                    if not (isinstance(box, list) and len(box) == 4):
-                        raise InputError(f"{where}: 'bbox' frame {f}: expected [x, y, w, h] or null, got {box!r}")
-                    out[k, f] = box
-        elif from_masks is not None and not np.isnan(from_masks[k]).all():
-            out[k] = from_masks[k]
-        else:
-            raise InputError(f"{where} has no 'bbox' and no amodal masks: nothing bounds its amodal extent")
+        if np.isnan(out[k]).all():
+            raise InputError(f"{config.annotations}: entry [{position}] has no 'bbox' and no amodal masks: "
+                             "nothing bounds its amodal extent")
     return check_boxes(out, len(positions), f"{config.annotations}")
 
 
@@ -182,7 +167,7 @@ def annotate(config: AnnotateConfig) -> dict:
     )
     resolve(config.model, "segmentation", flag="--model")
     index = index_dataset(config.dataset, config.data, annotations=config.annotations, track_offsets=config.track_offsets)
-    raw = copy.deepcopy(load_json(config.annotations, "annotation file"))
+    raw = load_json(config.annotations, "annotation file")  # a fresh copy: the masks are added to it
     pipe = AmodalSegmentationPipeline.from_pretrained(config.model, config.pipeline)
     count = len(index) if config.limit is None else min(len(index), config.limit)
     tao = config.dataset == "tao-amodal"
@@ -193,7 +178,7 @@ def annotate(config: AnnotateConfig) -> dict:
         item = index.item(i)
         clip, annotation = item.clip, item.annotation
         positions = index.positions(i)
-        boxes = object_boxes(config, annotation, raw, positions)
+        boxes = object_boxes(config, annotation, positions)
         t0 = time.perf_counter()
         result = pipe(clip, amodal_boxes=boxes)
         timings["segmentation"] += time.perf_counter() - t0

@@ -74,8 +74,9 @@ def run_complete(command: CompleteCommand, *, progress: bool = True) -> Path:
 
     check_device(command.device)
     check_seed(command.completion.seed)
-    if command.layer_size < 8:
-        raise InputError(f"--layer-size must be >= 8, got {command.layer_size}")
+    from amodal.apps.layers import check_layer_size
+
+    check_layer_size(command.layer_size)
     out = check_output(
         command.out, command="complete", inputs=(command.frames, command.masks, command.amodal, *model_inputs(command.model)),
         overwrite=command.overwrite,

@@ -30,6 +30,12 @@ from amodal.errors import InputError
 SV4D_SIZE = 576  # the frame size SV4D takes
 
 
+def check_layer_size(size: int) -> None:
+    """``--layer-size``: at least 8 pixels, checked before any work."""
+    if size < 8:
+        raise InputError(f"--layer-size must be >= 8, got {size}")
+
+
 def crop_side(amodal: np.ndarray, margin: float) -> int:
     """``(T, H, W) bool`` amodal masks of one object -> the side of its square crops (>= 1)."""
     rows, cols = amodal.any(axis=2), amodal.any(axis=1)
@@ -87,8 +93,7 @@ def write_layers(
     """
     from PIL import Image
 
-    if size < 8:
-        raise InputError(f"--layer-size must be >= 8, got {size}")
+    check_layer_size(size)
     out = Path(out)
     for k, oid in enumerate(object_ids):
         boxes = crop_boxes(amodal[k], margin)

@@ -74,8 +74,9 @@ def run_two_stage(config: TwoStageConfig, out: str | Path) -> dict:
     if seg.pipeline.pad:
         raise InputError("--pad is not supported by `amodal run`: stage 2 completes objects inside the frame")
     check_arguments(seg)
-    if config.layer_size < 8:
-        raise InputError(f"--layer-size must be >= 8, got {config.layer_size}")
+    from amodal.apps.layers import check_layer_size
+
+    check_layer_size(config.layer_size)
     final = check_output(out, command="run", inputs=(*inputs_of(seg), *model_inputs(config.completion_model)), overwrite=config.overwrite)
     # Every model is checked before the first stage starts: its kind, its stage, its layout.
     resolve(seg.model, "segmentation", flag="--segmentation-model")

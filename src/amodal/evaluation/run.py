@@ -167,13 +167,11 @@ def _given_boxes(config: EvalConfig, annotation) -> np.ndarray | None:
     """The amodal boxes methods get (``--amodal-boxes gt``): the annotation's, else those of its amodal masks."""
     if config.amodal_boxes is None:
         return None
-    from amodal.segmentation.boxes import boxes_of_masks
+    from amodal.segmentation.boxes import with_mask_boxes
 
-    if annotation.amodal_boxes is not None:
-        return annotation.amodal_boxes
-    if annotation.amodal_masks is None:
+    if annotation.amodal_boxes is None and annotation.amodal_masks is None:
         raise InputError(f"--amodal-boxes gt: {annotation.source} has neither amodal boxes nor amodal masks")
-    return boxes_of_masks(annotation.amodal_masks)
+    return with_mask_boxes(annotation.amodal_boxes, annotation.amodal_masks, annotation.modal_masks.shape[:2])
 
 
 def _score_file(config: EvalConfig, index, indices, shard: Shard) -> dict:

@@ -124,12 +124,11 @@ def rasterize(boxes: np.ndarray, size: tuple[int, int], border: tuple[int, int] 
     the pixels whose centres it contains.
     """
     out = np.ones((len(boxes), *size), dtype=bool)
+    rows, cols = np.arange(size[0]) + 0.5, np.arange(size[1]) + 0.5  # pixel centres
     for k, (x, y, w, h) in enumerate(boxes):
         if np.isnan([x, y, w, h]).any():
             continue
         x0, y0 = x + border[1], y + border[0]
-        cols = np.arange(size[1]) + 0.5
-        rows = np.arange(size[0]) + 0.5
         out[k] = ((rows >= y0) & (rows <= y0 + h))[:, None] & ((cols >= x0) & (cols <= x0 + w))[None, :]
     return out
 
@@ -144,6 +143,19 @@ def boxes_of_masks(masks: np.ndarray) -> np.ndarray:
             ys, xs = np.flatnonzero(rows[i, j]), np.flatnonzero(cols[i, j])
             if len(ys):
                 out[i, j] = (xs[0], ys[0], xs[-1] + 1 - xs[0], ys[-1] + 1 - ys[0])
+    return out
+
+
+def with_mask_boxes(boxes: np.ndarray | None, masks: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    """``(K, T, 4)`` boxes where objects without any (``None``, or a row all ``nan``) take their masks' boxes.
+
+    ``masks``: ``(K, T, H, W) bool`` or ``None``; ``shape``: ``(K, T)``. Rows neither gives stay ``nan``.
+    """
+    out = np.full((*shape, 4), np.nan) if boxes is None else np.array(boxes, dtype=np.float64)
+    if masks is not None:
+        missing = np.isnan(out).all(axis=(1, 2))
+        if missing.any():
+            out[missing] = boxes_of_masks(masks[missing])
     return out
 
 

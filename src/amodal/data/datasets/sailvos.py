@@ -116,10 +116,12 @@ def read_entries(path: str | os.PathLike) -> list[_Entry]:
 
 
 def _boxes(group: list[_Entry], window) -> np.ndarray | None:
-    """``(K, T, 4)`` amodal boxes of a clip's entries when every entry has a ``bbox``, moved into ``window``."""
-    if any(e.boxes is None for e in group):
+    """``(K, T, 4)`` amodal boxes of a clip's entries from their ``bbox`` (``nan`` rows for entries without), moved
+    into ``window``; ``None`` when no entry has one."""
+    if all(e.boxes is None for e in group):
         return None
-    boxes = np.stack([e.boxes for e in group])
+    t = len(group[0].files)
+    boxes = np.stack([e.boxes if e.boxes is not None else np.full((t, 4), np.nan) for e in group])
     if window is not None:
         boxes = boxes - np.array([window[2], window[0], 0, 0], dtype=np.float64)
     return boxes
