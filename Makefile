@@ -6,13 +6,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean-venv
+.PHONY: demo test install lock clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# torch first and pinned: the CPU build; any other version pulls CUDA packages.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test]'
+	# Everything else at the exact versions CI tests (ranges in pyproject.toml).
+	$(PY) -m pip install -q -c requirements.lock -e '.[test,app]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,6 +23,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Rewrite requirements.lock from the environment after a change to pyproject.toml.
+lock: $(STAMP)
+	(echo '# Exact versions that CI tests: make installs with -c requirements.lock.'; \
+	 echo '# Regenerate after changing pyproject.toml: make lock'; \
+	 $(PY) -m pip list --format=freeze | grep -v -i -E '^(amodal|pip|setuptools|wheel)=' | sed 's/+cpu$$//') > requirements.lock
 
 clean-venv:
 	rm -rf $(VENV)
