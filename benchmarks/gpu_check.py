@@ -9,7 +9,9 @@ are needed. Two parts, each printed as one JSON line per measurement and gathere
   CPU offload (the paper: about 0.95 s per frame in 8 GB on an RTX 3090);
 - ``train``: one fine-tuning step (the reference's trainable set: temporal transformer blocks
   and conv_in2; mixed precision, AdamW) at 128x256x25, at each batch size that fits, with and
-  without gradient checkpointing.
+  without gradient checkpointing, with no encoder cache; then at batch size 1 in the first
+  precision, with the ``"exact"`` and ``"latent-noise"`` encoder caches warm (the warm-up step
+  filled them: the steady state of a long run), to set beside the uncached step.
 
 ``--tiny`` runs the same code on the tiny test architecture (any device, seconds): the check
 that this script works before device time is spent on it.
@@ -92,9 +94,10 @@ def measure_sampling(svd: SVDConfig, device: torch.device, dtype: str, offload: 
 
 
 def measure_training(svd: SVDConfig, device: torch.device, precision: str, batch_size: int, checkpointing: bool,
-                     size: tuple[int, int, int]) -> dict:
+                     size: tuple[int, int, int], cache: str = "off") -> dict:
     from amodal.training.data import Batch
-    from amodal.training.svd import REFERENCE_TRAINABLE, SVDTrainConfig, SVDTrainee, svd_loss
+    from amodal.training.svd import (REFERENCE_TRAINABLE, SVDTrainConfig, SVDTrainee, build_encoder_cache,
+                                     condition_gains, svd_loss)
 
     frames, height, width = size
     official = OfficialConfig(svd=svd, num_frames=frames, height=height, width=width)
@@ -103,7 +106,7 @@ def measure_training(svd: SVDConfig, device: torch.device, precision: str, batch
     if checkpointing:
         nets["unet"].enable_gradient_checkpointing()
     config = SVDTrainConfig(start_from="random", num_frames=frames, height=height, width=width, batch_size=batch_size,
-                            mixed_precision=precision, gradient_checkpointing=checkpointing)
+                            mixed_precision=precision, gradient_checkpointing=checkpointing, encoder_cache=cache)
     g = torch.Generator().manual_seed(0)
     modal = (torch.rand(batch_size, frames, height, width, generator=g) > 0.5).float()
     batch = Batch(modal=modal, amodal=modal, depth=torch.rand(batch_size, frames, height, width, generator=g) * 2 - 1,
@@ -113,22 +116,29 @@ def measure_training(svd: SVDConfig, device: torch.device, precision: str, batch
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
+    encoder_cache = build_encoder_cache(trainee, config)
+    gain = None
+    if cache == "latent-noise":
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            gain = condition_gains(trainee, batch, config)
+
     def step() -> float:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            loss = svd_loss(trainee, batch, config, torch.Generator().manual_seed(1))
+            loss = svd_loss(trainee, batch, config, torch.Generator().manual_seed(1), cache=encoder_cache, latent_gain=gain)
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
         opt.zero_grad(set_to_none=True)
         return float(loss.detach())
 
-    step()  # warm-up: optimizer state, kernels
+    step()  # warm-up: optimizer state, kernels, and the encoder cache filled
     _peak_reset(device)
     tic = time.perf_counter()
     loss = step()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     record = {"part": "train", "precision": precision, "batch_size": batch_size, "gradient_checkpointing": checkpointing,
+              "encoder_cache": cache,
               "frames": frames, "height": height, "width": width, "sec_per_step": time.perf_counter() - tic,
               "peak_gib": _peak_gib(device), "loss": loss,
               "trainable_params": sum(p.numel() for p in params), "params": sum(p.numel() for p in trainee.backbone.parameters())}
@@ -186,6 +196,9 @@ def main(argv=None) -> int:
                                  part="train", precision=precision, batch_size=batch_size, gradient_checkpointing=checkpointing)
                     if not ok or args.tiny and batch_size >= 2:
                         break
+        for cache in ("exact", "latent-noise"):  # beside the uncached batch-1 step of the first precision
+            attempt(lambda: measure_training(svd, device, precisions[0], 1, False, train_size, cache),
+                    part="train", precision=precisions[0], batch_size=1, gradient_checkpointing=False, encoder_cache=cache)
     if args.out:
         Path(args.out).write_text(json.dumps({"device": str(device), "tiny": args.tiny, "records": records}, indent=2) + "\n")
     return 0

@@ -40,6 +40,7 @@ HELP = {
     ],
     "training_curves.py": ["runs", "--markdown", "--plot"],
     "gpu_check.py": ["--device", "--tiny", "--only", "--out"],
+    "svd_encoder_cache.py": ["--steps", "--frames", "--size", "--clips", "--flops", "--threads", "--json"],
     "windowing.py": ["--model", "--frames", "--videos", "--seed", "--steps", "--overlaps", "--threads", "--json"],
 }
 

@@ -6,6 +6,7 @@ The start folders are built in code (``tiny.build_official_checkpoint``, ``tiny.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from amodal.training.svd import (
     open_batches,
     read_start,
     sampling_model,
+    stage_videos,
     svd_loss,
     train_svd,
 )
@@ -116,13 +118,16 @@ def test_fine_tuning_lowers_the_loss_on_a_fixed_batch(official_checkpoint, world
 
 @pytest.fixture(scope="module")
 def trained(official_checkpoint, world, tmp_path_factory) -> dict:
-    """A 4-step run from the official tiny checkpoint, and the same run stopped at step 2 and resumed."""
+    """A 4-step run from the official tiny checkpoint (the default encoder cache, "exact", in memory), the same
+    run stopped at step 2 and resumed (with an empty cache), and the same run with no cache."""
     out = tmp_path_factory.mktemp("svd_runs")
     config = make_config(official_checkpoint, world)
+    assert config.encoder_cache == "exact"
     straight = train_svd(config, out / "straight", progress=False)
     train_svd(config, out / "resumed", stop_at=2, progress=False)
     resumed = train_svd(config, out / "resumed", progress=False)
-    return {"config": config, "straight": straight, "resumed": resumed}
+    uncached = train_svd(make_config(official_checkpoint, world, encoder_cache="off"), out / "uncached", progress=False)
+    return {"config": config, "straight": straight, "resumed": resumed, "uncached": uncached}
 
 
 def test_only_the_named_modules_change(trained, official_checkpoint):
@@ -142,6 +147,109 @@ def test_resume_is_exact(trained):
     b = read_safetensors(trained["resumed"].out_dir / "checkpoints" / "step_00000004" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert unet_weights(trained["straight"].model_dir).keys() == unet_weights(trained["resumed"].model_dir).keys()
+
+
+def checkpoint_weights(result, step: int = 4) -> dict[str, torch.Tensor]:
+    return read_safetensors(result.out_dir / "checkpoints" / f"step_{step:08d}" / "model.safetensors")
+
+
+def logged_losses(result) -> list[float]:
+    lines = (result.out_dir / "log.jsonl").read_text().splitlines()
+    return [r["loss"] for r in map(json.loads, lines) if "loss" in r]
+
+
+def test_exact_encoder_cache_trains_as_the_uncached_run(trained):
+    cached, uncached = checkpoint_weights(trained["straight"]), checkpoint_weights(trained["uncached"])
+    assert logged_losses(trained["straight"]) == pytest.approx(logged_losses(trained["uncached"]), rel=1e-5)
+    assert cached.keys() == uncached.keys()
+    # AdamW turns float rounding in near-zero gradients into lr-sized steps, so the weights are compared
+    # against what training changed: they differ by about 0.1% of the 4 steps' update.
+    start = build_trainee(trained["config"])[0].backbone.state_dict()
+    gap = sum(float(((cached[k] - uncached[k]) ** 2).sum()) for k in cached) ** 0.5
+    update = sum(float(((cached[k] - start[k]) ** 2).sum()) for k in cached) ** 0.5
+    assert update > 0 and gap < 1e-2 * update
+
+
+class EncodeCounter:
+    """Counts the frames run through the frozen VAE's encoder and CLIP (patched onto their classes)."""
+
+    def __init__(self, monkeypatch):
+        from diffusers import AutoencoderKLTemporalDecoder
+        from transformers import CLIPVisionModelWithProjection
+
+        self.vae = self.clip = 0
+        encode, forward = AutoencoderKLTemporalDecoder.encode, CLIPVisionModelWithProjection.forward
+
+        def counted_encode(vae, x, *args, **kwargs):
+            self.vae += x.shape[0]
+            return encode(vae, x, *args, **kwargs)
+
+        def counted_forward(encoder, *args, pixel_values=None, **kwargs):
+            self.clip += pixel_values.shape[0]
+            return forward(encoder, *args, pixel_values=pixel_values, **kwargs)
+
+        monkeypatch.setattr(AutoencoderKLTemporalDecoder, "encode", counted_encode)
+        monkeypatch.setattr(CLIPVisionModelWithProjection, "forward", counted_forward)
+
+
+@pytest.mark.parametrize("stage", ["segmentation", "completion"])
+def test_encoder_cache_gives_the_same_losses_with_fewer_encodes(official_checkpoint, world, stage, monkeypatch):
+    from amodal.training.svd import build_encoder_cache
+
+    config = make_config(official_checkpoint, world, stage)
+    trainee, _ = build_trainee(config)
+    batches, _ = open_batches(config, Path(world["cache"]), progress=False)
+    cache = build_encoder_cache(trainee, config)
+    counts, losses = [], []
+    for use in (None, cache):
+        counter = EncodeCounter(monkeypatch)
+        with torch.no_grad():
+            losses.append([float(svd_loss(trainee, batches(s, 0, 2), config, torch.Generator().manual_seed(s), cache=use))
+                           for s in range(8)])
+        counts.append((counter.vae, counter.clip))
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    (vae_off, clip_off), (vae_on, clip_on) = counts
+    assert clip_on < clip_off and vae_on < vae_off
+    assert cache.summary()["hits"]["vae"] > 0 and cache.summary()["hits"]["clip"] > 0
+    # Each frame is encoded alone, so what is cached does not depend on the rest of the batch.
+    target = stage_videos(batches(0, 0, 1), config)[2].flatten(0, 1)
+    mean, _ = build_encoder_cache(trainee, config).vae_moments(target, "cpu")
+    alone, _ = build_encoder_cache(trainee, config).vae_moments(target[1:2], "cpu")
+    assert torch.equal(mean[1:2], alone)
+
+
+def test_resume_with_the_encoder_cache_on_disk_is_exact(trained, tmp_path, monkeypatch):
+    import amodal.training.svd as svd
+
+    built = []
+    original = svd.build_encoder_cache
+
+    def recording(*args, **kwargs):
+        cache = original(*args, **kwargs)
+        built.append((cache, len(cache.entries)))
+        return cache
+
+    monkeypatch.setattr(svd, "build_encoder_cache", recording)
+    config = dataclasses.replace(trained["config"], encoder_cache_disk=True)
+    train_svd(config, tmp_path / "run", stop_at=2, progress=False)
+    parts = list((tmp_path / "run" / "encoder-cache").glob("*/part-*.safetensors"))
+    assert parts and built[0][1] == 0
+    resumed = train_svd(config, tmp_path / "run", progress=False)
+    assert built[1][1] == len(built[0][0].entries)  # the resumed run starts with what the first part cached
+    a, b = checkpoint_weights(trained["straight"]), checkpoint_weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_latent_noise_mode_trains_without_encoding_the_conditions(official_checkpoint, world, tmp_path, monkeypatch):
+    """The approximation (docs/training-svd.md): after the first sight of a frame no encoder runs in a training step."""
+    exact = EncodeCounter(monkeypatch)
+    train_svd(make_config(official_checkpoint, world, steps=3, checkpoint_every=3), tmp_path / "exact", progress=False)
+    approx = EncodeCounter(monkeypatch)
+    result = train_svd(make_config(official_checkpoint, world, steps=3, checkpoint_every=3, encoder_cache="latent-noise"),
+                       tmp_path / "approx", progress=False)
+    losses = logged_losses(result)
+    assert len(losses) == 3 and all(0 < x < float("inf") for x in losses)
+    assert approx.vae < exact.vae
 
 
 def test_export_reloads_and_reproduces_the_trained_model(trained):

@@ -22,6 +22,10 @@ white, amodal mask, the object's full RGB on white):
 - ``sigma ~ logN(p_mean, p_std)``, the EDM v-prediction denoiser (``sigma_data = 1``) on
   ``z + sigma n``, loss ``(1 + sigma^2) / sigma^2 * |D - z|^2`` averaged.
 
+The frozen encoders' per-frame outputs (the target's posterior moments, condition 1's CLIP
+embeddings) are cached by default (``encoder_cache``, :mod:`amodal.training.svd_cache`): the
+same losses up to float rounding, the same draws, exact resume.
+
 Only parameters whose official name contains one of ``trainable`` are optimised
 (default as the reference: the temporal transformer blocks and ``conv_in2``); the EMA and
 the exported weights cover exactly those, the rest stay the start folder's. The export is
@@ -46,6 +50,7 @@ from torch import nn
 from amodal.errors import CheckpointError, InputError
 from amodal.training.completion import CompletionDataConfig
 from amodal.training.config import DataConfig
+from amodal.training.svd_cache import EncoderCache
 from amodal.util.config import config_from_dict
 
 STAGES = ("segmentation", "completion")
@@ -53,6 +58,7 @@ PRECISIONS = ("no", "fp16", "bf16")
 # The reference's trainable set: parameter names containing these (official U-Net naming).
 REFERENCE_TRAINABLE = ("temporal_transformer_block", "conv_in2")
 SVD_PIPELINE = "StableVideoDiffusionPipeline"
+ENCODER_CACHE_MODES = ("off", "exact", "latent-noise")
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,20 @@ class SVDTrainConfig:
     ema_decay: float = 0.9999
     mixed_precision: str = "no"  # "no", "fp16" or "bf16" (Accelerate autocast; weights stay float32)
     gradient_checkpointing: bool = False
+    # What the frozen VAE and CLIP compute, cached per frame (amodal.training.svd_cache), keyed by
+    # the frame's pixels. "exact": the target's VAE posterior moments (the latent is still drawn
+    # from them each step) and the CLIP embeddings of the clean condition 1; the noise-augmented
+    # conditions are still encoded each step, so the run is the uncached one up to float rounding.
+    # "latent-noise": the conditions' clean latents too, with the augmentation noise added in latent
+    # space (an approximation: the reference adds it to the pixels, before the VAE). "off": every
+    # encoder runs every step, as in the reference.
+    encoder_cache: str = "exact"
+    # Memory for cached entries, least recently used dropped first: a frame at 128 x 256 holds
+    # 16 KB of VAE moments and 4 KB of CLIP embedding, so 2048 MB keeps about 100,000 frames.
+    encoder_cache_mb: float = 2048.0
+    # Also write the entries to OUT/encoder-cache/ (safetensors, up to encoder_cache_mb) so that a
+    # resumed run starts with them; keyed by the encoders' weights, the precision and the device.
+    encoder_cache_disk: bool = False
     log_every: int = 10
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
@@ -131,6 +151,10 @@ class SVDTrainConfig:
                 raise InputError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.cond_dropout > 1 / 3:
             raise InputError(f"cond_dropout must be <= 1/3 (three shares of it are drawn), got {self.cond_dropout}")
+        if self.encoder_cache not in ENCODER_CACHE_MODES:
+            raise InputError(f"encoder_cache must be one of {list(ENCODER_CACHE_MODES)}, got {self.encoder_cache!r}")
+        if self.encoder_cache_mb <= 0:
+            raise InputError(f"encoder_cache_mb must be > 0, got {self.encoder_cache_mb}")
         if self.lr <= 0 or self.p_std <= 0 or self.cond_aug_std < 0 or self.validate_every < 0 or self.warmup_steps < 0:
             raise InputError("lr and p_std must be > 0; cond_aug_std, validate_every and warmup_steps >= 0")
 
@@ -309,16 +333,39 @@ def stage_videos(batch, config: SVDTrainConfig) -> tuple[torch.Tensor, torch.Ten
 
 @torch.no_grad()
 def encode_conditions(trainee: SVDTrainee, c1: torch.Tensor, c2: torch.Tensor, sigma_c: torch.Tensor,
-                      generator: torch.Generator, zero_second: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(cond_latents (B, T, 2C, h, w), context (B, T, 1, D))``: noise-augmented condition latents, clean CLIP embeddings."""
+                      generator: torch.Generator, zero_second: bool, cache: EncoderCache | None = None,
+                      latent_gain: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(cond_latents (B, T, 2C, h, w), context (B, T, 1, D))``: noise-augmented condition latents, clean CLIP embeddings.
+
+    ``c1``, ``c2`` on the CPU (``cache`` hashes them) or, without a cache, anywhere. With
+    ``latent_gain`` ``(2, C)`` (:func:`~amodal.training.svd_cache.latent_noise_gain` of each
+    condition) the noise is added to the clean conditions' cached latents instead of their
+    pixels: the ``"latent-noise"`` approximation, which draws latent-sized noise.
+    """
     from amodal.backbones.svd import encode_mode, image_embeddings
     from amodal.checkpoints.official import adapter
 
-    device = c1.device
+    device = next(trainee.backbone.parameters()).device
     batch, frames = c1.shape[:2]
-    pixels = adapter.clip_pixels(c1.flatten(0, 1), trainee.official.svd.image_encoder)
-    context = image_embeddings(trainee.image_encoder, pixels).reshape(batch, frames, 1, -1)
+    if cache is None:
+        pixels = adapter.clip_pixels(c1.flatten(0, 1).to(device), trainee.official.svd.image_encoder)
+        context = image_embeddings(trainee.image_encoder, pixels)
+    else:
+        context = cache.clip_embeddings(c1.flatten(0, 1), device)
+    context = context.reshape(batch, frames, 1, -1)
     scale = sigma_c.reshape(-1, 1, 1, 1, 1).to(device)
+    if latent_gain is not None:
+        if cache is None:
+            raise ValueError("latent_gain (the 'latent-noise' approximation) needs the encoder cache")
+        clean = [cache.vae_moments(c.flatten(0, 1), device)[0] for c in ((c1,) if zero_second else (c1, c2))]
+        clean = [z.reshape(batch, frames, *z.shape[1:]) for z in clean]
+        gain = latent_gain.to(device).reshape(2, 1, 1, -1, 1, 1)
+        noise1 = torch.randn(clean[0].shape, generator=generator).to(device)
+        noise2 = torch.randn(clean[0].shape, generator=generator).to(device)
+        latents1 = clean[0] + gain[0] * scale * noise1
+        latents2 = torch.zeros_like(latents1) if zero_second else clean[1] + gain[1] * scale * noise2
+        return torch.cat([latents1, latents2], dim=2), context
+    c1, c2 = c1.to(device), c2.to(device)
     noisy1 = c1 + scale * torch.randn(c1.shape, generator=generator).to(device)
     noisy2 = c2 + scale * torch.randn(c2.shape, generator=generator).to(device)
     latents1 = encode_mode(trainee.vae, noisy1)
@@ -327,32 +374,45 @@ def encode_conditions(trainee: SVDTrainee, c1: torch.Tensor, c2: torch.Tensor, s
 
 
 @torch.no_grad()
-def target_latents(trainee: SVDTrainee, target: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A VAE posterior sample of each target frame, times the VAE's scaling factor: the latents the U-Net denoises."""
+def target_latents(trainee: SVDTrainee, target: torch.Tensor, generator: torch.Generator,
+                   cache: EncoderCache | None = None) -> torch.Tensor:
+    """A VAE posterior sample of each target frame, times the VAE's scaling factor: the latents the U-Net denoises.
+
+    With ``cache`` (``target`` on the CPU) the posterior moments come from it; the sample is drawn
+    here either way, with the same draw from ``generator``.
+    """
     from amodal.backbones.svd import vae_dtype
 
+    device = next(trainee.backbone.parameters()).device
     batch, frames = target.shape[:2]
-    dist = trainee.vae.encode(target.flatten(0, 1).to(vae_dtype(trainee.vae))).latent_dist
-    mean, std = dist.mean.float(), dist.std.float()
+    if cache is None:
+        dist = trainee.vae.encode(target.flatten(0, 1).to(device, vae_dtype(trainee.vae))).latent_dist
+        mean, std = dist.mean.float(), dist.std.float()
+    else:
+        mean, std = cache.vae_moments(target.flatten(0, 1), device)
     z = mean + std * torch.randn(mean.shape, generator=generator).to(mean.device)
     z = z * trainee.official.svd.vae.scaling_factor
     return z.reshape(batch, frames, *z.shape[1:])
 
 
-def svd_loss(model, batch, config: SVDTrainConfig, generator: torch.Generator, sigma: torch.Tensor | None = None) -> torch.Tensor:
+def svd_loss(model, batch, config: SVDTrainConfig, generator: torch.Generator, sigma: torch.Tensor | None = None,
+             cache: EncoderCache | None = None, latent_gain: torch.Tensor | None = None) -> torch.Tensor:
     """The mean training loss of one batch (module docstring); ``model`` the (possibly wrapped) :class:`SVDTrainee`.
 
     Every random draw comes from ``generator`` (CPU) in a fixed order; ``sigma`` ``(B,)`` fixes the
-    noise levels (validation) instead of drawing them.
+    noise levels (validation) instead of drawing them. ``cache`` supplies what the frozen encoders
+    compute of the target and the clean condition 1 (the same loss up to float rounding, the same
+    draws); ``latent_gain`` (with ``cache``) switches to the ``"latent-noise"`` approximation
+    (see :func:`encode_conditions`).
     """
     trainee = model.module if hasattr(model, "module") else model
     device = next(trainee.backbone.parameters()).device
-    c1, c2, target = (v.to(device).float() for v in stage_videos(batch, config))
+    c1, c2, target = (v.float() for v in stage_videos(batch, config))  # on the CPU, where the cache hashes them
     b = c1.shape[0]
-    z0 = target_latents(trainee, target, generator)
+    z0 = target_latents(trainee, target, generator, cache)
     sigma_c = torch.exp(config.cond_aug_mean + config.cond_aug_std * torch.randn(b, generator=generator))
     zero_second = config.stage == "segmentation" and not config.use_depth
-    cond_latents, context = encode_conditions(trainee, c1, c2, sigma_c, generator, zero_second)
+    cond_latents, context = encode_conditions(trainee, c1, c2, sigma_c, generator, zero_second, cache, latent_gain)
     u = torch.rand(b, generator=generator)
     p = config.cond_dropout
     keep_context = (u >= 2 * p).float().to(device)
@@ -370,6 +430,39 @@ def svd_loss(model, batch, config: SVDTrainConfig, generator: torch.Generator, s
     denoised = model(x, sigma, cond_latents, context, time_ids)
     weight = ((1 + sigma**2) / sigma**2).reshape(-1, 1, 1, 1, 1)
     return (weight * (denoised.float() - z0) ** 2).mean()
+
+
+def build_encoder_cache(trainee: SVDTrainee, config: SVDTrainConfig, folder: str | Path | None = None,
+                        process: int = 0, device: str = "cpu") -> EncoderCache | None:
+    """The run's :class:`~amodal.training.svd_cache.EncoderCache` (``None`` when ``encoder_cache`` is ``"off"``).
+
+    ``folder``: the run folder, whose ``encoder-cache/`` holds the entries when ``encoder_cache_disk``
+    is set, in a subfolder named after the encoders' weights, the precision and ``device``'s type
+    (entries from other encoders or another kind of device are never read).
+    """
+    from amodal.training.svd_cache import EncoderCache, encoder_fingerprint
+
+    if config.encoder_cache == "off":
+        return None
+    where = None
+    if config.encoder_cache_disk and folder is not None:
+        fingerprint = encoder_fingerprint(trainee.vae, trainee.image_encoder, config.mixed_precision,
+                                          torch.device(device).type, repr(trainee.official.svd.image_encoder))
+        where = Path(folder) / "encoder-cache" / fingerprint
+    return EncoderCache(trainee.vae, trainee.image_encoder, trainee.official.svd.image_encoder, config.encoder_cache_mb,
+                        where, process)
+
+
+def condition_gains(trainee: SVDTrainee, batch, config: SVDTrainConfig) -> torch.Tensor:
+    """``(2, C)``: :func:`~amodal.training.svd_cache.latent_noise_gain` of conditions 1 and 2 of ``batch`` at the
+    median augmentation ``exp(cond_aug_mean)``, with a generator seeded by the run's seed (deterministic)."""
+    from amodal.training.svd_cache import latent_noise_gain
+
+    device = next(trainee.backbone.parameters()).device
+    c1, c2, _ = (v.float().flatten(0, 1).to(device) for v in stage_videos(batch, config))
+    sigma = float(np.exp(config.cond_aug_mean))
+    g = torch.Generator().manual_seed(config.seed)
+    return torch.stack([latent_noise_gain(trainee.vae, c, sigma, g) for c in (c1, c2)])
 
 
 def _crop_config(config: SVDTrainConfig):
@@ -418,8 +511,12 @@ def sampling_model(trainee: SVDTrainee):
 
 
 @torch.no_grad()
-def validate_svd(trainee: SVDTrainee, val, config: SVDTrainConfig) -> dict:
-    """Validation loss at fixed noise levels and the stage's score of a short guided sample."""
+def validate_svd(trainee: SVDTrainee, val, config: SVDTrainConfig, cache: EncoderCache | None = None) -> dict:
+    """Validation loss at fixed noise levels and the stage's score of a short guided sample.
+
+    The loss is the reference's, conditions noised in pixel space, in every ``encoder_cache`` mode;
+    ``cache`` only saves encoding the targets and the clean condition 1 again.
+    """
     from amodal.checkpoints.official.config import GenerationConfig
 
     trainee.eval()
@@ -428,7 +525,7 @@ def validate_svd(trainee: SVDTrainee, val, config: SVDTrainConfig) -> dict:
         for i, s in enumerate(VAL_SIGMAS):
             g = torch.Generator().manual_seed(config.seed * 1000 + i)
             sigma = torch.full((val.modal.shape[0],), s)
-            losses.append(float(svd_loss(trainee, val, config, g, sigma=sigma)))
+            losses.append(float(svd_loss(trainee, val, config, g, sigma=sigma, cache=cache)))
         settings = GenerationConfig(steps=config.val_steps, min_guidance=config.val_guidance,
                                     max_guidance=config.val_guidance, fps=config.fps,
                                     motion_bucket_id=config.motion_bucket_id, noise_aug_strength=0.02,
@@ -507,11 +604,21 @@ def train_svd(config: SVDTrainConfig, out_dir: str | Path, *, stop_at: int | Non
 
     command = f"train {config.stage}"
 
+    caches = []  # the run's encoder cache, written to disk (encoder_cache_disk) when the run stops
+
     def build(accelerator, main: bool) -> Task:
         trainee, leftover = build_trainee(config)
         cache_dir = Path(config.data.cache_dir or config.completion_data.cache_dir or Path(out_dir) / "data")
         with accelerator.main_process_first():
             batches, val = open_batches(config, cache_dir, progress and main)
+        cache = build_encoder_cache(trainee, config, out_dir, accelerator.process_index, str(accelerator.device))
+        caches.append(cache)
+        gains = []  # "latent-noise": measured at the first step, on the run's device and precision
+
+        def loss(model, batch, generator):
+            if config.encoder_cache == "latent-noise" and not gains:
+                gains.append(condition_gains(trainee, val, config))
+            return svd_loss(model, batch, config, generator, cache=cache, latent_gain=gains[0] if gains else None)
 
         @contextlib.contextmanager
         def with_ema(state):
@@ -540,15 +647,19 @@ def train_svd(config: SVDTrainConfig, out_dir: str | Path, *, stop_at: int | Non
             model=trainee,
             eval_model=None,
             batch=batches,
-            loss=lambda m, batch, generator: svd_loss(m, batch, config, generator),
-            validate=lambda _m, acc: validate_svd(trainee, val, config),
+            loss=loss,
+            validate=lambda _m, acc: validate_svd(trainee, val, config, cache),
             describe=describe,
             save=save,
             ema_names=trainee.trained_names,
             with_ema=with_ema,
         )
 
-    return run_training(build, config, out_dir, stop_at=stop_at, progress=progress)
+    try:
+        return run_training(build, config, out_dir, stop_at=stop_at, progress=progress)
+    finally:
+        if caches and caches[0] is not None:
+            caches[0].save()
 
 
 def export_svd_run(run_dir: str | Path, out: str | Path, checkpoint: str | Path | None = None) -> Path:
