@@ -21,7 +21,7 @@ from amodal import __version__
 from amodal.errors import AmodalError
 
 # Order is the order shown by `amodal --help`.
-COMMANDS = ("demo", "segment", "run", "eval", "annotate", "compose", "data", "overlay", "train", "bench", "complete", "convert")
+COMMANDS = ("demo", "segment", "run", "eval", "annotate", "compose", "data", "overlay", "train", "bench", "complete", "convert", "app")
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
