@@ -280,3 +280,31 @@ def test_the_shipped_completion_recipes_load_and_train_two_steps(path, tmp_path)
         config = dataclasses.replace(config, init_from=str(start))
     result = train_completion(config, tmp_path / "run", progress=False)
     assert result.step == 2 and load_completer_folder(result.model_dir).config.objective == config.model.objective
+
+
+def test_the_pipeline_takes_arrays_per_call_settings_and_generators():
+    torch.manual_seed(0)
+    clip = tiny_clip()
+    config = PipelineConfig(progress=False)
+    pipe = ContentCompletionPipeline(build_completer(tiny_config()).eval(), config)
+    assert pipe.to("cpu") is pipe
+    out = pipe(clip, num_inference_steps=2, num_samples=2, seed=5)
+    arrays = pipe(clip.frames, clip.amodal_masks, modal_masks=clip.modal_masks, num_inference_steps=2, num_samples=2,
+                  generator=torch.Generator().manual_seed(5))
+    assert np.array_equal(out.samples, arrays.samples) and pipe.config is config
+    assert not np.array_equal(out.samples, pipe(clip, num_inference_steps=2, num_samples=2, seed=6).samples)
+    one = pipe(clip.frames, clip.amodal_masks[0], modal_masks=clip.modal_masks[0], num_inference_steps=2)
+    assert one.rgb.shape == (1, *clip.frames.shape) and one.object_ids == (1,)
+    with pytest.raises(InputError, match="modal_masks: missing"):
+        pipe(clip.frames, clip.amodal_masks)
+    with pytest.raises(InputError, match="modal_masks: given beside an amodal.Clip"):
+        pipe(clip, clip.amodal_masks, modal_masks=clip.modal_masks)
+    with pytest.raises(InputError, match="frames: must be uint8"):
+        pipe(clip.frames / 255.0, clip.amodal_masks, modal_masks=clip.modal_masks)
+    with pytest.raises(InputError, match="seed and generator"):
+        pipe(clip, seed=1, generator=torch.Generator())
+    with pytest.raises(InputError, match="num_inference_steps"):
+        pipe(clip, num_inference_steps=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="device cuda"):
+            pipe.to("cuda")

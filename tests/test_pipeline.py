@@ -196,3 +196,89 @@ def test_window_starts_cover_every_frame():
         for s in starts:
             covered[s : s + window] = True
         assert covered.all() and starts[-1] + window >= total
+
+
+# ---------------------------------------------------------------------------- the Python API
+class RecordingSegmenter(FakeSegmenter):
+    """Records the sampling settings of every model call."""
+
+    def sample(self, modal, depth, *, steps, guidance, generator):
+        self.settings = getattr(self, "settings", []) + [(steps, guidance)]
+        return super().sample(modal, depth, steps=steps, guidance=guidance, generator=generator)
+
+
+def test_per_call_settings_override_the_config_without_changing_it():
+    clip = make_clip(t=8)
+    seg = RecordingSegmenter(noise=0.4)
+    config = SegmentationConfig(progress=False)
+    pipe = AmodalSegmentationPipeline(seg, config)
+    out = pipe(clip, num_inference_steps=5, guidance_scale=2.5, num_samples=3, return_samples=True)
+    assert seg.settings[-1] == (5, 2.5) and out.samples.shape[0] == 3 and out.frequency is not None
+    assert pipe.config is config and (pipe.steps, pipe.guidance, pipe.config.samples) == (3, 1.0, 1)
+    pipe(clip)
+    assert seg.settings[-1] == (3, 1.0)  # the model's own best again
+    for bad, match in (({"num_inference_steps": 0}, "num_inference_steps"), ({"guidance_scale": -1}, "guidance_scale"),
+                       ({"num_samples": 0}, "num_samples"), ({"seed": -1}, "seed"), ({"generator": 3}, "generator")):
+        with pytest.raises(InputError, match=match):
+            pipe(clip, **bad)
+
+
+def test_same_seed_or_generator_gives_the_same_output():
+    clip = make_clip(t=10)
+    pipe = AmodalSegmentationPipeline(FakeSegmenter(noise=0.4), SegmentationConfig(progress=False, overlap=2))
+    a = pipe(clip, num_samples=3, seed=7, return_samples=True).samples
+    np.testing.assert_array_equal(a, pipe(clip, num_samples=3, seed=7, return_samples=True).samples)
+    generator = torch.Generator().manual_seed(7)
+    torch.rand(3, generator=generator)  # a generator stands for its initial seed, whatever its state
+    np.testing.assert_array_equal(a, pipe(clip, num_samples=3, generator=generator, return_samples=True).samples)
+    np.testing.assert_array_equal(a, pipe(clip, num_samples=3, generator=generator, return_samples=True).samples)
+    assert not np.array_equal(a, pipe(clip, num_samples=3, seed=8, return_samples=True).samples)
+    configured = AmodalSegmentationPipeline(FakeSegmenter(noise=0.4), SegmentationConfig(progress=False, overlap=2, seed=7))
+    np.testing.assert_array_equal(a, configured(clip, num_samples=3, return_samples=True).samples)
+    with pytest.raises(InputError, match="seed and generator"):
+        pipe(clip, seed=7, generator=generator)
+
+
+def test_arrays_are_taken_directly():
+    clip = make_clip(t=9)
+    seg = FakeSegmenter(grow=2)
+    pipe = AmodalSegmentationPipeline(seg, SegmentationConfig(progress=False))
+    expected = pipe(clip)
+    got = pipe(clip.modal_masks, depth=clip.depth)  # frames are optional: stage 1 does not read them
+    np.testing.assert_array_equal(got.amodal_masks, expected.amodal_masks)
+    assert seg.calls[-1][1] is True
+    pipe(clip.modal_masks, frames=clip.frames)
+    assert seg.calls[-1][1] is False  # no depth given: mask-only
+    one = pipe(clip.modal_masks[1])  # (T, H, W): one object
+    assert one.amodal_masks.shape == (1, *clip.modal_masks.shape[1:]) and one.object_ids == (1,)
+    np.testing.assert_array_equal(one.amodal_masks[0], expected.amodal_masks[1])
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda pipe, clip: pipe(clip.modal_masks.astype(np.uint8)), r"modal_masks: must be bool.*astype\(bool\)"),
+    (lambda pipe, clip: pipe(clip.modal_masks[0, 0]), r"modal_masks: must be \(K, T, H, W\)"),
+    (lambda pipe, clip: pipe(torch.from_numpy(clip.modal_masks)), "expected an amodal.Clip or a numpy array"),
+    (lambda pipe, clip: pipe(clip.modal_masks, depth=clip.depth[:3]), r"depth: must be \(T, H, W\)"),
+    (lambda pipe, clip: pipe(clip.modal_masks, depth=(clip.depth * 255).astype(np.uint8)), "depth: must be floating"),
+    (lambda pipe, clip: pipe(clip.modal_masks, frames=clip.frames[:, :8]), "does not match the frames"),
+    (lambda pipe, clip: pipe(clip.modal_masks, frames=clip.frames.astype(np.float32)), "frames: must be uint8"),
+    (lambda pipe, clip: pipe(clip, depth=clip.depth), r"depth: given beside an amodal.Clip.*clip.replace\(depth=")],
+)
+def test_bad_arrays_are_one_line_errors_naming_the_argument(call, match):
+    clip = make_clip(t=4)
+    pipe = AmodalSegmentationPipeline(FakeSegmenter(), SegmentationConfig(progress=False))
+    with pytest.raises(InputError, match=match) as error:
+        call(pipe, clip)
+    assert "\n" not in str(error.value)
+
+
+def test_to_moves_the_model_and_refuses_a_device_this_machine_lacks():
+    pipe = AmodalSegmentationPipeline.from_pretrained("default", SegmentationConfig(progress=False))
+    assert pipe.to("cpu") is pipe and pipe.to(torch.device("cpu")) is pipe
+    assert next(pipe.segmenter.parameters()).device.type == "cpu"
+    with pytest.raises(InputError, match="device tpu: unknown device"):
+        pipe.to("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="device cuda: this machine has") as error:
+            pipe.to("cuda")
+        assert "\n" not in str(error.value)

@@ -106,6 +106,44 @@ class Clip:
             raise InputError(f"{self._where()}{len(names)} frame names for {t} frames")
         object.__setattr__(self, "frame_names", names)
 
+    @classmethod
+    def from_arrays(cls, modal_masks: np.ndarray, frames: np.ndarray | None = None, depth: np.ndarray | None = None,
+                    *, object_ids=(), fps: float = 8.0) -> "Clip":
+        """A clip from plain NumPy arrays, checked with one-line errors that name the argument and the fix.
+
+        Args:
+            modal_masks: ``(K, T, H, W) bool``, or ``(T, H, W) bool`` for one object (``K = 1``).
+            frames: ``(T, H, W, 3) uint8`` RGB, or ``None`` for a mask-only clip whose frames are
+                black: a read-only zero-stride view that takes no memory. Stage 1 reads only masks
+                and depth; stage 2 needs the real frames.
+            depth: ``(T, H, W)`` floating-point inverse depth (larger is nearer, any positive
+                scale), stored as ``float32``, or ``None``.
+            object_ids: one id per object (default ``1..K``); fps: the frame rate.
+        """
+        modal = object_masks(modal_masks, "modal_masks")
+        k, t, h, w = modal.shape
+        if frames is None:
+            frames = np.broadcast_to(np.zeros((1, 1, 1, 3), np.uint8), (t, h, w, 3))
+        else:
+            frames = _array(frames, "frames")
+            if frames.ndim != 4 or frames.shape[-1] != 3:
+                raise InputError(f"frames: must be (T, H, W, 3) RGB, got shape {frames.shape}; "
+                                 "a gray video: np.repeat(frames[..., None], 3, axis=-1)")
+            if frames.dtype != np.uint8:
+                raise InputError(f"frames: must be uint8 (0..255), got {frames.dtype}; "
+                                 "from floats in [0, 1]: (frames * 255).round().astype(np.uint8)")
+            if frames.shape[:3] != (t, h, w):
+                raise InputError(f"modal_masks: (T, H, W) = {(t, h, w)} does not match the frames' {frames.shape[:3]}; "
+                                 "pass one mask per object and frame, at the frames' size")
+        if depth is not None:
+            depth = _array(depth, "depth")
+            if depth.shape != (t, h, w):
+                raise InputError(f"depth: must be (T, H, W) = {(t, h, w)} like the masks, got shape {depth.shape}")
+            if not np.issubdtype(depth.dtype, np.floating):
+                raise InputError(f"depth: must be floating-point inverse depth (larger is nearer), got {depth.dtype}; "
+                                 "pass depth.astype(np.float32)")
+        return cls(frames=frames, modal_masks=modal, depth=depth, object_ids=tuple(object_ids), fps=fps)
+
     def _where(self) -> str:
         return f"{self.source}: " if self.source else ""
 
@@ -170,3 +208,43 @@ class Clip:
         amodal = self.amodal_masks.reshape(*self.amodal_masks.shape[:2], -1).sum(-1)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(amodal > 0, modal / np.maximum(amodal, 1), np.nan)
+
+
+def _array(value, name: str) -> np.ndarray:
+    if not isinstance(value, np.ndarray):
+        raise InputError(f"{name}: expected a numpy array, got {type(value).__name__}; "
+                         "pass np.asarray(...) (a torch tensor: tensor.cpu().numpy())")
+    return value
+
+
+def object_masks(masks: np.ndarray, name: str) -> np.ndarray:
+    """``masks`` as ``(K, T, H, W) bool``; ``(T, H, W) bool`` is one object. Else a one-line error naming ``name``."""
+    masks = _array(masks, name)
+    if masks.ndim not in (3, 4):
+        raise InputError(f"{name}: must be (K, T, H, W), or (T, H, W) for one object, got shape {masks.shape}")
+    if masks.dtype != np.bool_:
+        raise InputError(f"{name}: must be bool, got {masks.dtype}; pass {name} > 0 (or .astype(bool))")
+    return masks[None] if masks.ndim == 3 else masks
+
+
+def as_clip(source, first: str, **arrays) -> Clip:
+    """What a pipeline call is about, as a :class:`Clip`: the one converter all pipelines use.
+
+    ``source`` is a :class:`Clip` (then no ``arrays`` may be given: it carries its own), or the
+    array named ``first`` (``"modal_masks"`` or ``"frames"``), completed by the keyword
+    ``arrays`` (``None``: not given) into :meth:`Clip.from_arrays`.
+    """
+    given = {name: value for name, value in arrays.items() if value is not None}
+    if isinstance(source, Clip):
+        if given:
+            name = next(iter(given))
+            raise InputError(f"{name}: given beside an amodal.Clip, which carries its own; "
+                             f"pass arrays alone, or clip.replace({name}=...)")
+        return source
+    if not isinstance(source, np.ndarray):
+        raise InputError(f"{first}: expected an amodal.Clip or a numpy array, got {type(source).__name__}")
+    given[first] = source
+    if "modal_masks" not in given:
+        raise InputError("modal_masks: missing; with the frames given as an array, "
+                         "pass modal_masks= (K, T, H, W) bool, or (T, H, W) bool for one object")
+    return Clip.from_arrays(**given)

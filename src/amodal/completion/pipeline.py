@@ -23,10 +23,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from amodal.clip import Clip
+from amodal.clip import Clip, as_clip, object_masks
 from amodal.data.windows import plan_windows
 from amodal.errors import InputError
 from amodal.checkpoints.official.config import GenerationConfig
+from amodal.util.pipelines import call_seed, check_call_settings, place
 
 
 class Completer(Protocol):
@@ -280,8 +281,9 @@ class ContentCompletionPipeline:
 
     Example::
 
-        pipe = ContentCompletionPipeline.from_pretrained("default-completion")
+        pipe = ContentCompletionPipeline.from_pretrained("default-completion").to("cpu")
         out = pipe(clip, amodal_masks)            # clip: amodal.Clip; amodal_masks: (K, T, H, W) bool
+        out = pipe(frames, amodal_masks, modal_masks=modal_masks, num_samples=3, seed=0)   # or arrays
         out.rgb                                    # (K, T, H, W, 3) uint8, each object alone on white
 
     Our completers run on object-centred crops (:mod:`amodal.completion.crops`); by default
@@ -308,54 +310,83 @@ class ContentCompletionPipeline:
         return not hasattr(self.completer, "samples")
 
     def to(self, device) -> "ContentCompletionPipeline":
-        if not self.is_official:
-            self.completer.to(device)
+        """Move the model to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``, or a ``torch.device``); returns ``self``.
+
+        A device torch cannot use here is a one-line :class:`~amodal.errors.InputError` naming it.
+        An official checkpoint stays where it was loaded (``from_pretrained(..., device=...)``).
+        """
+        place(self.completer, device, "the completion model")
         return self
 
     def __call__(
         self,
-        clip: Clip,
+        clip: Clip | np.ndarray,
         amodal_masks: np.ndarray | None = None,
         *,
+        modal_masks: np.ndarray | None = None,
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
         num_samples: int | None = None,
         seed: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> CompletionOutput:
-        """Complete every object of ``clip`` inside ``amodal_masks`` (default: ``clip.amodal_masks``).
+        """Complete every object inside its amodal mask; see :class:`CompletionOutput`.
 
-        Per-call settings override the pipeline's config, which defaults to the model's own best.
+        Args:
+            clip: an :class:`amodal.Clip`, or the frames as an array, ``(T, H, W, 3) uint8`` RGB.
+            amodal_masks: ``(K, T, H, W) bool`` (stage 1's output), or ``(T, H, W) bool`` for one
+                object; each contains its modal mask. Default: the clip's own ``amodal_masks``.
+            modal_masks: with frames as an array (required then), ``(K, T, H, W) bool`` or
+                ``(T, H, W) bool`` for one object: the visible part of each object. A clip
+                carries its own.
+            num_inference_steps: denoising steps (``None``: the config's, else the model's own best).
+            guidance_scale: classifier-free guidance scale (``None``: the config's, else the model's own).
+            num_samples: appearances per object (``None``: the config's); > 1 gives ``spread``.
+            seed: seeds all of the call's noise (``None``: the config's).
+            generator: instead of ``seed``, a ``torch.Generator`` standing for its initial seed
+                (``generator.initial_seed() % 2**63``): its state is neither read nor advanced, so
+                the same generator gives the same output again (``amodal.util.pipelines.call_seed``).
+
+        The same inputs and seed give the same output. The pipeline's config is not changed.
         """
         import time
 
         start = time.perf_counter()
+        check_call_settings(num_inference_steps, guidance_scale, num_samples)
+        cfg = dataclass_replace(
+            self.config,
+            seed=call_seed(seed, generator, self.config.seed),
+            steps=self.config.steps if num_inference_steps is None else int(num_inference_steps),
+            guidance=self.config.guidance if guidance_scale is None else float(guidance_scale),
+            samples=self.config.samples if num_samples is None else int(num_samples),
+        )
+        clip = as_clip(clip, "frames", modal_masks=modal_masks)
         if amodal_masks is None:
             if clip.amodal_masks is None:
-                raise InputError("no amodal masks: pass amodal_masks= (stage 1's output) or a clip that has them")
+                raise InputError("amodal_masks: missing; pass stage 1's output (K, T, H, W) bool, or a clip that has them")
             amodal_masks = clip.amodal_masks
-        amodal_masks = check_amodal_masks(clip, amodal_masks)
-        cfg = self.config
-        samples = cfg.samples if num_samples is None else int(num_samples)
-        seed = cfg.seed if seed is None else int(seed)
-        if samples < 1:
-            raise InputError(f"num_samples must be >= 1, got {samples}")
+        amodal_masks = check_amodal_masks(clip, object_masks(amodal_masks, "amodal_masks"))
         if self.is_official:
+            generation = self.official.generation
+            if cfg.steps is not None:
+                generation = dataclass_replace(generation, steps=cfg.steps)
+            if cfg.guidance is not None:
+                generation = dataclass_replace(generation, min_guidance=cfg.guidance, max_guidance=cfg.guidance)
             runs = []
-            for s in range(samples):
-                official = dataclass_replace(self.official, seed=seed + s)
+            for s in range(cfg.samples):
+                official = dataclass_replace(self.official, generation=generation, seed=cfg.seed + s)
                 runs.append(complete_clip(self.completer, clip, amodal_masks, official, progress=cfg.progress).rgb)
             stack = np.stack(runs)
         else:
-            steps = self.completer.default_steps if (num_inference_steps or cfg.steps) is None else int(num_inference_steps or cfg.steps)
-            guidance = guidance_scale if guidance_scale is not None else cfg.guidance
-            guidance = self.completer.default_guidance if guidance is None else float(guidance)
+            steps = self.completer.default_steps if cfg.steps is None else cfg.steps
+            guidance = self.completer.default_guidance if cfg.guidance is None else cfg.guidance
             known = None
             if cfg.propagate:
                 from amodal.completion.baselines import propagate
 
                 known = propagate(clip, amodal_masks)
-            stack = complete_crops(self.completer, clip, amodal_masks, steps=steps, guidance=guidance, num_samples=samples,
-                                   seed=seed, batch_size=cfg.batch_size, progress=cfg.progress, known=known)
+            stack = complete_crops(self.completer, clip, amodal_masks, steps=steps, guidance=guidance, num_samples=cfg.samples,
+                                   seed=cfg.seed, batch_size=cfg.batch_size, progress=cfg.progress, known=known)
             if known is not None:
                 stack = np.where(known[1][None, ..., None], known[0][None], stack)
             elif cfg.paste_visible:
@@ -364,7 +395,7 @@ class ContentCompletionPipeline:
         rgb = stack[0]
         alpha = np.where(amodal_masks, np.uint8(255), np.uint8(0))[..., None]
         faded = (clip.frames.astype(np.float32) * (1 - cfg.overlay_fade) + 255.0 * cfg.overlay_fade).round().astype(np.uint8)
-        spread = stack.astype(np.float32).std(axis=0).mean(axis=-1) if samples > 1 else None
+        spread = stack.astype(np.float32).std(axis=0).mean(axis=-1) if cfg.samples > 1 else None
         return CompletionOutput(
             rgb=rgb,
             rgba=np.concatenate([rgb, alpha], axis=-1),

@@ -11,6 +11,7 @@ video length.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -19,13 +20,14 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from amodal.clip import Clip
+from amodal.clip import Clip, as_clip
 from amodal.errors import InputError
 from amodal.data.geometry import Letterbox, crop_border, from_model, letterbox, to_model
 from amodal.data.windows import StreamingPlan
 from amodal.depth.normalize import normalize_depth
 from amodal.segmentation import boxes as box_prior
 from amodal.segmentation.protocol import AmodalSegmenter
+from amodal.util.pipelines import call_seed, check_call_settings, place
 
 BLEND_MODES = ("average", "ramp")
 
@@ -131,9 +133,13 @@ class AmodalSegmentationPipeline:
 
     Example::
 
-        pipe = AmodalSegmentationPipeline.from_pretrained("default")
+        pipe = AmodalSegmentationPipeline.from_pretrained("default").to("cpu")
         out = pipe(clip)                      # clip: amodal.Clip
+        out = pipe(modal_masks, num_samples=3, seed=0)   # or arrays: (K, T, H, W) or (T, H, W) bool
         out.amodal_masks                      # (K, T, H, W) bool
+
+    Settings come from ``config`` (the model's own best steps and guidance by default); each
+    call may override them without changing the pipeline.
     """
 
     def __init__(self, segmenter: AmodalSegmenter, config: SegmentationConfig = SegmentationConfig()):
@@ -147,17 +153,59 @@ class AmodalSegmentationPipeline:
 
         return cls(load_segmenter(name_or_path, **load_kwargs), config or SegmentationConfig())
 
-    # ------------------------------------------------------------------ whole clips
-    def __call__(self, clip: Clip, return_samples: bool = False, amodal_boxes: np.ndarray | None = None) -> SegmentationOutput:
-        """Segment every object of ``clip``; see :class:`SegmentationOutput`.
+    def to(self, device) -> "AmodalSegmentationPipeline":
+        """Move the model to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``, or a ``torch.device``); returns ``self``.
 
-        ``amodal_boxes``: ``(K, T, 4)`` ``[x, y, w, h]`` boxes each amodal mask must stay inside
-        (``nan`` for a frame without one), used as ``config.box_mode`` says (segmentation/boxes.py).
+        A device torch cannot use here is a one-line :class:`~amodal.errors.InputError` naming it.
+        An official checkpoint stays where it was loaded (``from_pretrained(..., device=...)``).
+        """
+        place(self.segmenter, device, "the segmentation model")
+        return self
+
+    # ------------------------------------------------------------------ whole clips
+    def __call__(
+        self,
+        clip: Clip | np.ndarray,
+        *,
+        frames: np.ndarray | None = None,
+        depth: np.ndarray | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        num_samples: int | None = None,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        return_samples: bool = False,
+        amodal_boxes: np.ndarray | None = None,
+    ) -> SegmentationOutput:
+        """Segment every object; see :class:`SegmentationOutput`.
+
+        Args:
+            clip: an :class:`amodal.Clip`, or the modal masks as an array: ``(K, T, H, W) bool``, or
+                ``(T, H, W) bool`` for one object (the output then has ``K = 1``).
+            frames: with arrays, ``(T, H, W, 3) uint8`` (optional: stage 1 does not read frames).
+            depth: with arrays, ``(T, H, W) float32`` inverse depth (larger is nearer), or ``None``
+                to run mask-only. A clip carries its own frames and depth.
+            num_inference_steps: denoising steps (``None``: the config's, else the model's own best).
+            guidance_scale: classifier-free guidance scale (``None``: the config's, else the model's own).
+            num_samples: hypotheses per object (``None``: the config's); > 1 gives ``frequency``.
+            seed: seeds all of the call's noise (``None``: the config's).
+            generator: instead of ``seed``, a ``torch.Generator`` standing for its initial seed
+                (``generator.initial_seed() % 2**63``): its state is neither read nor advanced, so
+                the same generator gives the same output again (``amodal.util.pipelines.call_seed``).
+            return_samples: also return every sample, ``(S, K, T, H, W) bool``, for Top-k.
+            amodal_boxes: ``(K, T, 4) float`` ``[x, y, w, h]`` pixel boxes each amodal mask must stay
+                inside (``nan`` for a frame without one), used as ``config.box_mode`` says
+                (segmentation/boxes.py).
+
+        The same inputs and seed give the same output. The pipeline's config is not changed.
         """
         start = time.perf_counter()
-        depth = clip.depth if self.config.use_depth else None
+        cfg = self._call_config(num_inference_steps, guidance_scale, num_samples, seed, generator)
+        clip = as_clip(clip, "modal_masks", frames=frames, depth=depth)
+        depth = clip.depth if cfg.use_depth else None
         results = list(
-            self.stream(
+            self._stream(
+                cfg,
                 iter(clip.modal_masks.transpose(1, 0, 2, 3)),
                 None if depth is None else iter(depth),
                 frame_size=clip.size,
@@ -169,25 +217,46 @@ class AmodalSegmentationPipeline:
         amodal = np.stack([r.amodal for r in results], axis=1)
         frequency = None if results[0].frequency is None else np.stack([r.frequency for r in results], axis=1)
         samples = np.stack([r.samples for r in results], axis=2) if return_samples else None
-        box = letterbox(clip.size, self._canvas(), self.config.pad)
+        box = letterbox(clip.size, self._canvas(), cfg.pad)
         timings = dict(self.last_timings)
         timings["total"] = time.perf_counter() - start
         return SegmentationOutput(amodal, frequency, samples, clip.object_ids, box.border, timings)
 
+    def _call_config(self, num_inference_steps, guidance_scale, num_samples, seed, generator) -> SegmentationConfig:
+        """The config of one call: the pipeline's, with the call's settings (the pipeline keeps its own)."""
+        check_call_settings(num_inference_steps, guidance_scale, num_samples)
+        changes = {"seed": call_seed(seed, generator, self.config.seed)}
+        if num_inference_steps is not None:
+            changes["steps"] = int(num_inference_steps)
+        if guidance_scale is not None:
+            changes["guidance"] = float(guidance_scale)
+        if num_samples is not None:
+            changes["samples"] = int(num_samples)
+        return dataclasses.replace(self.config, **changes)
+
     @property
     def steps(self) -> int:
         """The denoising steps this pipeline runs: its config's, else the model's own best."""
-        return int(self.config.steps if self.config.steps is not None else self.segmenter.default_steps)
+        return self._steps(self.config)
 
     @property
     def box_mode(self) -> str:
         """How amodal boxes are used: the config's mode, else the model's own ("clip" when it has none)."""
-        return self.config.box_mode or getattr(self.segmenter, "default_box_mode", "clip")
+        return self._box_mode(self.config)
 
     @property
     def guidance(self) -> float:
         """The guidance scale this pipeline runs: its config's, else the model's own."""
-        return float(self.config.guidance if self.config.guidance is not None else self.segmenter.default_guidance)
+        return self._guidance(self.config)
+
+    def _steps(self, cfg: SegmentationConfig) -> int:
+        return int(cfg.steps if cfg.steps is not None else self.segmenter.default_steps)
+
+    def _guidance(self, cfg: SegmentationConfig) -> float:
+        return float(cfg.guidance if cfg.guidance is not None else self.segmenter.default_guidance)
+
+    def _box_mode(self, cfg: SegmentationConfig) -> str:
+        return cfg.box_mode or getattr(self.segmenter, "default_box_mode", "clip")
 
     def _canvas(self) -> tuple[int, int]:
         return int(self.segmenter.height), int(self.segmenter.width)
@@ -215,9 +284,12 @@ class AmodalSegmentationPipeline:
                 none), at least as many frames as the stream has; see segmentation/boxes.py.
 
         A frame is final once no later window can cover it, so at most about two
-        windows of frames are held at any time.
+        windows of frames are held at any time. Runs with the pipeline's config.
         """
-        cfg = self.config
+        return self._stream(self.config, modal_frames, depth_frames, frame_size, num_frames, return_samples, amodal_boxes)
+
+    def _stream(self, cfg: SegmentationConfig, modal_frames, depth_frames, frame_size, num_frames, return_samples,
+                amodal_boxes) -> Iterator[FrameResult]:
         seg = self.segmenter
         window = cfg.window or int(seg.num_frames)
         overlap = min(cfg.overlap, window - 1)
@@ -225,7 +297,7 @@ class AmodalSegmentationPipeline:
         weights = _blend_weights(window, overlap, cfg.blend)
         use_depth = depth_frames is not None and cfg.use_depth
         depth_iter = iter(depth_frames) if use_depth else None
-        cropping = amodal_boxes is not None and self.box_mode == "crop"  # else boxes only cut the output
+        cropping = amodal_boxes is not None and self._box_mode(cfg) == "crop"  # else boxes only cut the output
         self.last_timings = {"model": 0.0, "preprocess": 0.0, "postprocess": 0.0, "windows": 0}
 
         # Per-frame state for frames not yet emitted, indexed by frame number.
@@ -250,7 +322,7 @@ class AmodalSegmentationPipeline:
             nonlocal window_index
             frames = [entry for entry in inputs if start <= entry[0] < start + window]
             window_boxes = amodal_boxes[:, start : start + len(frames)] if cropping else None
-            self._run_window(frames, weights[: len(frames)], window_index, acc, wsum, window, box, window_boxes)
+            self._run_window(cfg, frames, weights[: len(frames)], window_index, acc, wsum, window, box, window_boxes)
             window_index += 1
             self.last_timings["windows"] += 1
 
@@ -258,7 +330,7 @@ class AmodalSegmentationPipeline:
             nonlocal emitted
             while emitted < index_limit:
                 frame_boxes = None if amodal_boxes is None else amodal_boxes[:, emitted]
-                yield self._finalize(emitted, originals.pop(emitted), acc.pop(emitted), wsum.pop(emitted), box,
+                yield self._finalize(cfg, emitted, originals.pop(emitted), acc.pop(emitted), wsum.pop(emitted), box,
                                      return_samples, frame_boxes, cropping)
                 emitted += 1
                 if bar is not None:
@@ -316,7 +388,7 @@ class AmodalSegmentationPipeline:
             bar.close()
 
     # ------------------------------------------------------------------ internals
-    def _run_window(self, frames, weights, window_index, acc, wsum, window, box, window_boxes) -> None:
+    def _run_window(self, cfg, frames, weights, window_index, acc, wsum, window, box, window_boxes) -> None:
         t0 = time.perf_counter()
         modal = torch.stack([f[1] for f in frames], dim=1).float()  # (K, T, h, w), or (K, T, H, W) with boxes
         raw = None if frames[0][2] is None else torch.stack([f[2] for f in frames])  # (T, ...), nan off the frame
@@ -324,7 +396,7 @@ class AmodalSegmentationPipeline:
         if window_boxes is None:
             depth = None if raw is None else torch.from_numpy(normalize_depth(raw.numpy()))[None].expand(len(modal), -1, -1, -1)
         else:
-            regions = self._regions(window_boxes, box)
+            regions = self._regions(cfg, window_boxes, box)
             canvas = self._canvas()
             shift = (box.border[0], box.border[1])
             modal = torch.stack([box_prior.crop(modal[k], _shifted(r, shift, -1), canvas) for k, r in enumerate(regions)])
@@ -337,7 +409,7 @@ class AmodalSegmentationPipeline:
                     for r in regions
                 ])
         self.last_timings["preprocess"] += time.perf_counter() - t0
-        soft = self._sample(modal, depth, window_index, window)  # (S, K, t, h, w) on the canvas (or the crops)
+        soft = self._sample(cfg, modal, depth, window_index, window)  # (S, K, t, h, w) on the canvas (or the crops)
         t0 = time.perf_counter()
         if regions is not None:
             size = box.padded_size
@@ -349,9 +421,9 @@ class AmodalSegmentationPipeline:
             wsum[idx] = wsum.get(idx, 0.0) + w
         self.last_timings["postprocess"] += time.perf_counter() - t0
 
-    def _regions(self, window_boxes: np.ndarray, box: Letterbox) -> list:
+    def _regions(self, cfg: SegmentationConfig, window_boxes: np.ndarray, box: Letterbox) -> list:
         """Per object, the crop its window is seen through, in padded-frame pixels (segmentation/boxes.py)."""
-        canvas, cfg = self._canvas(), self.config
+        canvas = self._canvas()
         whole = box_prior.frame_region(box.src_size, box.border, canvas)
         out = []
         for k in range(len(window_boxes)):
@@ -359,9 +431,10 @@ class AmodalSegmentationPipeline:
             out.append(_shifted(region or whole, box.border, +1))
         return out
 
-    def _sample(self, modal: torch.Tensor, depth: torch.Tensor | None, window_index: int, window: int) -> torch.Tensor:
+    def _sample(self, cfg: SegmentationConfig, modal: torch.Tensor, depth: torch.Tensor | None, window_index: int,
+                window: int) -> torch.Tensor:
         """``(K, t, h, w)`` modal canvases (and per-object depth) -> ``(S, K, t, h, w)`` soft masks; absent objects stay 0."""
-        cfg, seg = self.config, self.segmenter
+        seg = self.segmenter
         t0 = time.perf_counter()
         t_real = modal.shape[1]
         if t_real < window and not getattr(seg, "any_length", False):
@@ -387,24 +460,24 @@ class AmodalSegmentationPipeline:
             with torch.no_grad():
                 out = seg.sample(
                     modal[objects], None if depth is None else depth[objects],
-                    steps=self.steps, guidance=self.guidance, generator=generator,
+                    steps=self._steps(cfg), guidance=self._guidance(cfg), generator=generator,
                 )
             for row, (k, s) in enumerate(chunk):
                 soft[s, k] = out[row, :t_real].float()
         self.last_timings["model"] += time.perf_counter() - t0
         return soft
 
-    def _finalize(self, index, modal, acc, wsum, box, return_samples, frame_boxes, cropped) -> FrameResult:
+    def _finalize(self, cfg, index, modal, acc, wsum, box, return_samples, frame_boxes, cropped) -> FrameResult:
         t0 = time.perf_counter()
         soft = acc / wsum if cropped else from_model(acc / wsum, box)  # (S, K, Hp, Wp)
-        if not self.config.pad:
+        if not cfg.pad:
             soft = crop_border(soft, box)
         binary = soft > float(self.segmenter.threshold)
         if frame_boxes is not None:  # never outside the box
-            border = box.border if self.config.pad else (0, 0)
+            border = box.border if cfg.pad else (0, 0)
             binary &= torch.from_numpy(box_prior.rasterize(frame_boxes, tuple(binary.shape[-2:]), border))[None]
         modal_t = torch.from_numpy(modal)
-        if self.config.pad:
+        if cfg.pad:
             bh, bw = box.border
             modal_t = torch.nn.functional.pad(modal_t, (bw, bw, bh, bh))
         binary |= modal_t[None]  # the visible part is always kept
