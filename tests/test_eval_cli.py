@@ -337,6 +337,29 @@ def _write_tao_split(root: Path, frames: int = 5) -> None:
     (root / "track_ids_abs2rel.json").write_text(json.dumps({"7": 11}))
 
 
+def test_report_names_categories_as_the_annotation_file_does(amodal, tmp_path):
+    from amodal.evaluation.report import category_names
+
+    _write_tao_split(tmp_path / "tao")
+    path = tmp_path / "tao" / "annotations.json"
+    tracks = json.loads(path.read_text())
+    tracks[0]["category_name"] = "dog"
+    path.write_text(json.dumps(tracks))
+    code, _, err = amodal("--dataset", "tao-amodal", "--data", tmp_path / "tao", "--annotations", path,
+                          "--method", "modal", "--out", tmp_path / "out", "--quiet", "--no-plots")
+    assert code == 0, err
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Top-1 mIoU by category" in report and "| dog (5) |" in report
+    # A COCO-style file's top-level categories name them too; a file without names leaves the ids.
+    coco = tmp_path / "coco.json"
+    coco.write_text(json.dumps({"categories": [{"id": 5, "name": "dog"}, {"id": 7, "name": "cat"}], "annotations": []}))
+    config = type("Config", (), {"annotations": coco, "data": None, "split": "test"})()
+    assert category_names(config) == {5: "dog", 7: "cat"}
+    path.write_text(json.dumps([{**tracks[0], "category_name": None}]))
+    config.annotations = path
+    assert category_names(config) == {}
+
+
 def test_tao_amodal_run_and_round_trip(amodal, tmp_path):
     _write_tao_split(tmp_path / "tao")
     code, _, err = amodal(

@@ -13,14 +13,21 @@ from amodal.data.io.frames import iter_frames, natural_key, probe_frames, read_f
 from amodal.data.io.loader import load_clip, read_depth
 from amodal.data.io.masks import match_to_frames, read_mask_folder, read_rle_json
 from amodal.apps.overlay import OverlayConfig, render_overlay_files
+from amodal.viz.davis import label_image, write_label_png
 from amodal.viz.overlay import (
     OBJECT_COLORS,
+    UNCERTAINTY_LABEL,
     boundary,
+    colorbar_strip,
+    display_scale,
+    enlarge,
     heatmap_frame,
     overlay_frame,
     overlay_frames,
     render_overlay_video,
     side_by_side,
+    uncertainty,
+    uncertainty_frame,
 )
 from amodal.data.io.video import write_video
 from amodal.data.io.writers import write_animation, write_frame_pngs, write_gif, write_mask_pngs, write_rle_json
@@ -425,30 +432,81 @@ def test_overlay_colours_visible_and_hidden_parts_apart():
     np.testing.assert_array_equal(overlay_frame(frame, modal[0], None, legend=False)[0], out[0])
 
 
-def test_overlay_legend_is_drawn_on_large_frames():
+def test_overlay_legend_is_a_strip_below_the_frame_never_over_it():
     frame = np.full((120, 160, 3), 128, dtype=np.uint8)
-    modal = np.zeros((1, 120, 160), dtype=bool)
-    modal[0, 40:80, 60:100] = True
-    plain = overlay_frame(frame, modal, legend=False)
-    with_legend = overlay_frame(frame, modal, object_ids=[5])
-    changed = np.any(with_legend != plain, axis=-1)
-    assert changed.any() and not changed[40:80, 60:100].any()  # the legend avoids the object
+    modal = np.zeros((5, 120, 160), dtype=bool)
+    for k in range(5):  # objects everywhere, corners included: nowhere for an inset legend to go
+        modal[k, 24 * k : 24 * k + 24] = True
+    amodal = modal | np.roll(modal, 6, axis=1)
+    plain = overlay_frame(frame, modal, amodal, legend=False)
+    with_legend = overlay_frame(frame, modal, amodal, object_ids=[1, 2, 3, 4, 5])
+    assert with_legend.shape[1] == 160 and with_legend.shape[0] > 120 + 10
+    np.testing.assert_array_equal(with_legend[:120], plain)  # the picture is untouched
+    strip = with_legend[120:]
+    for k in range(5):  # a swatch of every object's colour is in the strip
+        assert (np.abs(strip.astype(int) - OBJECT_COLORS[k]).sum(-1) < 120).any(), k
 
 
-def test_legend_stays_in_one_corner_through_a_clip():
-    frames = np.full((2, 120, 160, 3), 128, dtype=np.uint8)
-    modal = np.zeros((1, 2, 120, 160), dtype=bool)
-    modal[0, 0, :50, :70] = True  # top left in the first frame
-    modal[0, 1, 70:, 90:] = True  # bottom right in the second
-    clip = Clip(frames=frames, modal_masks=modal)
-    drawn = list(overlay_frames(clip))
-    plain = list(overlay_frames(clip, legend=False))
-    boxes = []
+def test_small_clips_are_enlarged_and_the_legend_sits_below_every_panel():
+    frames = np.full((2, 64, 96, 3), 128, dtype=np.uint8)
+    modal = np.zeros((1, 2, 64, 96), dtype=bool)
+    modal[0, 0, :30, :40] = True  # top left in the first frame
+    modal[0, 1, 34:, 50:] = True  # bottom right in the second
+    clip = Clip(frames=frames, modal_masks=modal, amodal_masks=modal)
+    assert display_scale(64) == 4 and display_scale(128) == 2 and display_scale(256) == 1 and display_scale(720) == 1
+    drawn = list(overlay_frames(clip, modal, panels=True))
+    plain = list(overlay_frames(clip, modal, panels=True, legend=False))
     for with_legend, without in zip(drawn, plain):
-        ys, xs = np.nonzero(np.any(with_legend != without, axis=-1))
-        boxes.append((ys.min(), ys.max(), xs.min(), xs.max()))
-    assert boxes[0] == boxes[1]
-    assert not modal[0].any(0)[boxes[0][0] : boxes[0][1] + 1, boxes[0][2] : boxes[0][3] + 1].any()
+        assert without.shape[0] > 4 * 64 and without.shape[1] > 4 * 4 * 96  # four panels at 4x
+        assert with_legend.shape[1] == without.shape[1] and with_legend.shape[0] > without.shape[0]
+        np.testing.assert_array_equal(with_legend[: without.shape[0]], without)  # the legend covers nothing
+    np.testing.assert_array_equal(drawn[0][without.shape[0]:], drawn[1][without.shape[0]:])  # the same strip
+    # Nearest-neighbour enlargement: the input panel is the frame with every pixel a 4x4 block.
+    one = next(overlay_frames(Clip(frames=smooth_frames(1), modal_masks=box_masks(1)[None]), legend=False, scale=3))
+    np.testing.assert_array_equal(one, overlay_frame(enlarge(smooth_frames(1)[0], 3), enlarge(box_masks(1), 3, (1, 2)),
+                                                     legend=False))
+
+
+def test_uncertainty_is_bright_where_samples_disagree_with_a_labelled_colour_bar():
+    np.testing.assert_allclose(uncertainty(np.array([0.0, 1.0, 0.5, 1 / 3])), [0.0, 0.0, 1.0, 8 / 9], atol=1e-6)
+    frame = np.full((100, 200, 3), 40, dtype=np.uint8)
+    frequency = np.zeros((2, 100, 200), dtype=np.float32)
+    frequency[0, :, :50] = 1.0  # every sample marks it: certain
+    frequency[1, :, 100:150] = 0.5  # half of them: as uncertain as it gets
+    image = uncertainty_frame(frame, frequency)
+    assert image.shape[1] == 200 and image.shape[0] > 100 + 20  # the colour bar is below the picture
+    picture = image[:100]
+    np.testing.assert_array_equal(picture[:, :50], frame[:, :50])  # agreement (f = 1) shows nothing
+    np.testing.assert_array_equal(picture[:, 50:100], frame[:, 50:100])  # nor does agreement on f = 0
+    assert picture[:, 100:150].astype(int).sum(-1).min() > 3 * 40 + 150  # disagreement is bright
+    without = uncertainty_frame(frame, frequency, colorbar=False)
+    np.testing.assert_array_equal(without, picture)
+    assert "samples agree" in UNCERTAINTY_LABEL and "split evenly" in UNCERTAINTY_LABEL
+    # The label is drawn: the strip with it differs from one without it.
+    assert not np.array_equal(colorbar_strip(200, UNCERTAINTY_LABEL, size=12)[-12:], colorbar_strip(200, None, size=12)[-12:])
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        uncertainty_frame(frame, frequency * 3)
+
+
+def test_davis_label_images_follow_the_stated_overlap_rule(tmp_path):
+    modal = np.zeros((3, 8, 8), bool)
+    amodal = np.zeros((3, 8, 8), bool)
+    modal[0, 0:4, 0:4] = True  # object 1 visible top left
+    amodal[0, 0:6, 0:6] = True  # ... hidden down to row 6
+    modal[1, 4:8, 4:8] = True  # object 2 visible bottom right, over object 1's hidden part
+    amodal[1] = modal[1]
+    amodal[2, 5:8, 0:6] = True  # object 3 entirely hidden, overlapping object 1's hidden part
+    labels = label_image(modal, amodal)
+    assert labels[1, 1] == 1 and labels[6, 6] == 2
+    assert labels[4, 4] == 2  # visible object 2 beats object 1's hidden part
+    assert labels[5, 1] == 1  # two hidden parts: the smaller index
+    assert labels[7, 1] == 3 and labels[0, 7] == 0
+    write_label_png(tmp_path / "00000.png", labels)
+    image = Image.open(tmp_path / "00000.png")
+    assert image.mode == "P" and image.getpalette()[3:12] == [128, 0, 0, 0, 128, 0, 128, 128, 0]  # DAVIS colours
+    back = read_mask_folder(tmp_path, ["00000"], mode="index")
+    assert back.object_ids == (1, 2, 3)
+    np.testing.assert_array_equal(back.modal[:, 0], labels[None] == np.array([1, 2, 3])[:, None, None])
 
 
 def test_boundary_is_the_ring_inside_the_mask():
@@ -514,4 +572,17 @@ def test_overlay_command(tmp_path):
     config = OverlayConfig(
         out=str(tmp_path / "p.gif"), frames=str(frames), masks=str(masks), amodal=str(amodal), panels=True
     )
-    assert Image.open(render_overlay_files(config)).width == 3 * W + 8  # input | modal | amodal
+    # input | modal | amodal, each enlarged to at least 256 pixels high (8x for this 24-pixel clip)
+    assert Image.open(render_overlay_files(config)).width == 3 * W * display_scale(H) + 8
+
+
+def test_an_object_keeps_its_colour_when_drawn_with_fewer_objects():
+    from amodal.viz.overlay import object_color, overlay_frame
+
+    frame = np.zeros((40, 60, 3), np.uint8)
+    masks = np.zeros((3, 40, 60), bool)
+    masks[0, 2:10, 2:10] = masks[1, 15:25, 15:25] = masks[2, 30:38, 40:50] = True
+    every = overlay_frame(frame, masks, object_ids=(1, 2, 7), legend=False)
+    only_last = overlay_frame(frame, masks[2:], object_ids=(7,), legend=False)
+    assert np.array_equal(every[30:38, 40:50], only_last[30:38, 40:50])
+    assert object_color(7) != object_color(2)

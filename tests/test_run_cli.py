@@ -101,3 +101,38 @@ def test_run_refuses_a_clip_that_does_not_fit_in_memory_before_anything_runs(tin
     err = capsys.readouterr().err
     assert "amodal: error:" in err and "`amodal segment`" in err
     assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_run_samples_and_both_stages_report_progress_off_a_terminal(tiny_clip, tmp_path, capsys):
+    """--samples K reaches both stages; stage 2 says what it does on a non-terminal stderr; one line each at the end."""
+    frames, masks = first_frames(tiny_clip, tmp_path, 6)
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert main(["run", "--frames", str(frames), "--masks", str(masks), "--no-depth", "--samples", "2",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "stage 2: completing 1 object(s) over 6 frames with default-completion" in printed.err
+    assert "stage 2: done in" in printed.err
+    lines = printed.out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"wrote {out}: ") and "{" not in lines[0]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["samples"] == {"segmentation": 2, "completion": 2}
+    assert len(list((out / "segmentation" / "uncertainty" / "1").iterdir())) == 6
+    assert (out / "segmentation" / "uncertainty.mp4").is_file()
+    assert len(list((out / "completion" / "1" / "spread").iterdir())) == 6
+    assert len(list((out / "segmentation" / "davis").iterdir())) == 6
+
+    # amodal complete on run's outputs: the same notes, and one summary line rather than a raw dict.
+    again = tmp_path / "again"
+    assert main(["complete", "--frames", str(frames), "--masks", str(out / "segmentation" / "modal"),
+                 "--amodal", str(out / "segmentation" / "masks"), "--out", str(again)]) == 0
+    printed = capsys.readouterr()
+    assert "amodal: stage 2: completing 1 object(s) over 6 frames" in printed.err
+    lines = printed.out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"wrote {again}: 1 object(s), 6 frames, ") and "{" not in lines[0]
+    summary = json.loads((again / "summary.json").read_text())
+    assert summary["objects"] == [1] and summary["frames"] == 6 and summary["steps"] == 4 and summary["guidance"] == 1.5
+    # --quiet keeps stderr empty.
+    assert main(["complete", "--quiet", "--frames", str(frames), "--masks", str(out / "segmentation" / "modal"),
+                 "--amodal", str(out / "segmentation" / "masks"), "--out", str(again)]) == 0
+    assert capsys.readouterr().err == ""

@@ -15,6 +15,8 @@ from PIL import Image
 from amodal.cli import main
 from amodal.data.io import rle as rle_codec
 from amodal.data.io.frames import probe_frames
+from amodal.data.io.masks import read_mask_folder
+from amodal.viz.davis import label_image
 from amodal.segmentation.model import SegmenterConfig, build_segmenter
 
 from tiny import CLIP_FRAMES, CLIP_VARIANTS, TINY_BACKBONE, tiny_scene
@@ -104,7 +106,24 @@ def test_segment_samples_pad_and_index_masks(tiny_clip, tiny_model, tmp_path):
     h, w = summary["size"]
     assert summary["output_size"] == [h + 2 * round(h * 0.25), w + 2 * round(w * 0.25)]
     assert len(list((out / "uncertainty" / "7").iterdir())) == 10
-    assert (out / "uncertainty.mp4").is_file()
+    # The uncertainty video: the padded frame, enlarged (48 + 2 * 12 = 72 px high -> 4x), a colour bar below.
+    video = probe_frames(out / "uncertainty.mp4")
+    assert video.num_frames == 10 and video.width == 4 * summary["output_size"][1]
+    assert video.height > 4 * summary["output_size"][0] + 20
+    # DAVIS-style label images at the output size: read back by index they are the stated layering.
+    assert summary["davis_labels"] == {"1": 3, "2": 7}
+    names = [p.stem for p in sorted(frames.iterdir())]
+    back = read_mask_folder(out / "davis", names, mode="index")
+    assert back.object_ids == (1, 2) and back.modal.shape[2:] == tuple(summary["output_size"])
+    bh, bw = ((o - i) // 2 for o, i in zip(summary["output_size"], summary["size"]))
+    for t, name in enumerate(names):
+        label = np.asarray(Image.open(labels / f"{name}.png"))
+        modal = np.pad(label[None] == np.array([3, 7])[:, None, None], ((0, 0), (bh, bh), (bw, bw)))
+        amodal = np.stack([np.asarray(Image.open(out / "masks" / str(oid) / f"{name}.png")) > 0 for oid in (3, 7)])
+        np.testing.assert_array_equal(back.modal[:, t], label_image(modal, amodal) == np.array([1, 2])[:, None, None])
+        # The stated rule: a visible object keeps its visible pixels; every labelled pixel is in that object's mask.
+        assert (back.modal[:, t] >= modal).all() and (back.modal[:, t] <= amodal).all()
+        assert (back.modal[:, t].any(0) == amodal.any(0)).all()
     only = tmp_path / "only"
     assert segment("--frames", frames, "--masks", labels, "--mask-mode", "index", "--objects", 7,
                    "--model", tiny_model, "--out", only) == 0
@@ -192,3 +211,37 @@ def test_segment_with_amodal_boxes_stays_inside_them(tiny_clips, tiny_model, tmp
     assert segment("--frames", clip / "rgbs", "--masks", clip / "masks", "--model", tiny_model,
                    "--amodal-boxes", boxes, "--out", boxes, "--overwrite") == 2  # an input is never the output
     assert json.loads(boxes.read_text()) == {"1": [box]}
+
+
+def test_segment_saves_the_depth_it_estimated(tiny_clip, tiny_model, tmp_path, capsys):
+    """--save-depth: 16-bit PNGs over the video's range, read back to the depth the model estimated."""
+    from amodal.depth import estimate_depth, load_depth_model
+    from amodal.data.io.frames import read_frames
+    from amodal.data.io.loader import read_depth
+
+    from tiny import tiny_depth_network
+
+    depth_model = tmp_path / "depth-model"
+    tiny_depth_network().save_pretrained(depth_model, safe_serialization=True)
+    frames, masks = tmp_path / "frames", tmp_path / "masks"
+    for kind, folder in (("rgbs", frames), ("masks", masks)):
+        folder.mkdir()
+        for path in sorted((tiny_clip / kind).iterdir())[:6]:
+            shutil.copy(path, folder / path.name)
+    out = tmp_path / "out"
+    assert segment("--frames", frames, "--masks", masks, "--model", tiny_model, "--depth-model", depth_model,
+                   "--save-depth", "--out", out) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    low, high = summary["depth_range"]
+    names = [p.stem for p in sorted(frames.iterdir())]
+    assert sorted(p.name for p in (out / "depth").iterdir()) == sorted(f"{n}.png" for n in names)  # no float copies left
+    png = Image.open(out / "depth" / f"{names[0]}.png")
+    assert png.mode.startswith("I;16") or png.mode == "I"
+    stored = read_depth(out / "depth", names)  # the loader of --depth reads them as they are
+    assert stored.min() == 0 and stored.max() == 65535
+    expected = estimate_depth(load_depth_model(str(depth_model)), read_frames(frames), progress=False)
+    np.testing.assert_allclose(low + stored / 65535 * (high - low), expected, atol=(high - low) / 65535 + 1e-5)
+    # Saving depth needs estimated depth.
+    capsys.readouterr()
+    assert segment("--frames", frames, "--masks", masks, "--model", tiny_model, "--save-depth", "--out", tmp_path / "o2") == 2
+    assert "--save-depth" in capsys.readouterr().err and not (tmp_path / "o2").exists()

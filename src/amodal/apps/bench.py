@@ -20,8 +20,8 @@ class BenchResult:
     height: int  # native height
     width: int  # native width
     depth: bool  # whether depth was given
-    steps: int  # denoising steps (one-step models ignore it)
-    guidance: float  # CFG scale; > 1 doubles the batch of each step
+    steps: int  # denoising steps that ran (1 for a one-step regression model, whatever was asked)
+    guidance: float  # CFG scale that ran; > 1 doubles the batch of each step (1.0, none, for a regression model)
     iterative: bool  # whether steps and guidance apply (False: a one-step regression model)
     repeats: int  # timed calls (after one warm-up call)
     sec_per_window: float  # median wall time of one sample() call
@@ -31,6 +31,11 @@ class BenchResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def settings(self) -> str:
+        """What ran, in words: ``steps=4 guidance=1.5``, or ``one step, no guidance`` for a regression model."""
+        return f"steps={self.steps} guidance={self.guidance:g}" if self.iterative else "one step, no guidance"
 
 
 def bench_inputs(num_frames: int, height: int, width: int, depth: bool):
@@ -73,8 +78,12 @@ def benchmark(
     found = detect_format(name_or_path)
     completion = found is not None and found.stage == "completion"
     model = (load_completer if completion else load_segmenter)(name_or_path, device=device)
-    steps = int(model.default_steps if steps is None else steps)
-    guidance = float(model.default_guidance if guidance is None else guidance)
+    iterative = bool(getattr(model, "iterative", True))
+    if iterative:
+        steps = int(model.default_steps if steps is None else steps)
+        guidance = float(model.default_guidance if guidance is None else guidance)
+    else:
+        steps, guidance = 1, 1.0  # a regression model makes one pass and has no unconditional branch
     modal, d = bench_inputs(model.num_frames, model.height, model.width, depth)
     generator = torch.Generator().manual_seed(seed)
     if completion:
@@ -115,7 +124,7 @@ def benchmark(
         depth=depth,
         steps=steps,
         guidance=float(guidance),
-        iterative=bool(getattr(model, "iterative", True)),
+        iterative=iterative,
         repeats=repeats,
         sec_per_window=median,
         sec_per_frame=median / model.num_frames,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +42,37 @@ def write_result(result, frame_names: tuple[str, ...], out: str | os.PathLike, a
     return out
 
 
+def stage_note(text: str, progress: bool = True) -> None:
+    """Say on stderr what a stage is doing, when its progress bar would not show (stderr is not a terminal).
+
+    The stage-2 pipeline's bar, like most, draws only on a terminal; in a log file or a pipe
+    these lines are what tells a user the run is alive and where it is.
+    """
+    if progress and not sys.stderr.isatty():
+        print(f"amodal: {text}", file=sys.stderr, flush=True)
+
+
+class NotedCompletion:
+    """A stage-2 pipeline that announces its start and end with :func:`stage_note`; otherwise the pipeline itself."""
+
+    def __init__(self, pipeline: ContentCompletionPipeline, name: str, progress: bool = True):
+        self.pipeline = pipeline
+        self.name = name
+        self.progress = progress
+
+    def __call__(self, clip, amodal_masks=None, **kwargs):
+        k, t = clip.modal_masks.shape[:2]
+        stage_note(f"stage 2: completing {k} object(s) over {t} frames with {self.name}", self.progress)
+        start = time.perf_counter()
+        result = self.pipeline(clip, amodal_masks, **kwargs)
+        seconds = time.perf_counter() - start
+        stage_note(f"stage 2: done in {seconds:.1f} s ({seconds / max(1, t):.3f} s/frame)", self.progress)
+        return result
+
+    def __getattr__(self, name):
+        return getattr(self.pipeline, name)
+
+
 @dataclass(frozen=True)
 class CompleteCommand:
     """What ``amodal complete`` runs."""
@@ -64,8 +97,13 @@ class CompleteCommand:
     layer_size: int = 576  # side of the layer frames (SV4D's 576)
 
 
-def run_complete(command: CompleteCommand, *, progress: bool = True) -> Path:
-    """Read the folders, load the model, complete every object, write the results; returns the output folder."""
+def run_complete(command: CompleteCommand, *, progress: bool = True) -> dict:
+    """Read the folders, load the model, complete every object, write the results (and ``OUT/summary.json``).
+
+    Returns the summary: ``out``, ``model``, ``objects`` (ids), ``frames``, ``samples``, ``steps``,
+    ``guidance`` (what ran; ``None`` for an official checkpoint's own schedule), ``timings_s`` and
+    ``seconds_per_frame``.
+    """
     from amodal.data.io.frames import frame_names, read_frames
     from amodal.data.io.masks import read_mask_folder
     from amodal.checkpoints.registry import model_inputs, resolve
@@ -82,6 +120,8 @@ def run_complete(command: CompleteCommand, *, progress: bool = True) -> Path:
         overwrite=command.overwrite,
     )
     resolve(command.model, "completion")  # a wrong --model is found before the frames are read
+    start = time.perf_counter()
+    stage_note(f"reading {command.frames}, {command.masks} and {command.amodal}", progress)
     frames = read_frames(command.frames)
     names = frame_names(command.frames)
     size = frames.shape[1:3]
@@ -101,15 +141,41 @@ def run_complete(command: CompleteCommand, *, progress: bool = True) -> Path:
         width=command.width, steps=command.steps, guidance=command.guidance, samples=command.samples,
         propagate=command.propagate, official=command.completion, progress=progress,
     )
-    result = pipe(clip, amodal.modal)
-    also = None
-    if command.layers:
-        from amodal.apps.layers import write_layers
+    timings = {"read_and_load": time.perf_counter() - start}
+    t0 = time.perf_counter()
+    result = NotedCompletion(pipe, command.model, progress)(clip, amodal.modal)
+    timings["completion"] = time.perf_counter() - t0
+    completer = pipe.completer
+    iterative = bool(getattr(completer, "iterative", True))
+    summary = {
+        "out": str(out),
+        "model": command.model,
+        "objects": list(modal.object_ids),
+        "frames": len(names),
+        "samples": command.samples,
+        # what ran: a one-step regression model takes neither steps nor guidance
+        "steps": (command.steps or getattr(completer, "default_steps", None)) if iterative else 1,
+        "guidance": (command.guidance if command.guidance is not None else getattr(completer, "default_guidance", None))
+        if iterative else None,
+        "seed": command.completion.seed,
+    }
 
-        def also(folder: Path) -> None:
+    def also(folder: Path) -> None:
+        from amodal.util.fs import write_json
+
+        if command.layers:
+            from amodal.apps.layers import write_layers
+
             write_layers(folder / "layers", result.rgb, result.rgba, modal.modal, amodal.modal, modal.object_ids, names,
                          size=command.layer_size)
-    return write_result(result, names, out, also)
+        timings["total"] = time.perf_counter() - start
+        summary["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
+        summary["seconds_per_frame"] = round(timings["completion"] / max(1, len(names)), 4)
+        write_json(folder / "summary.json", summary)
+
+    stage_note(f"writing {out}", progress)
+    write_result(result, names, out, also)
+    return summary
 
 
 def completion_pipeline(
@@ -142,7 +208,8 @@ def completion_pipeline(
         official_only = [flag for flag, value in (("--dtype", dtype != "float32"), ("--offload", offload),
                                                   ("--height", height), ("--width", width)) if value]
         if official_only:
-            raise InputError(f"{' and '.join(official_only)}: apply to official checkpoints; amodal's own run at their native size in float32")
+            flags = " and ".join(official_only).replace("--height and --width", "--resolution")
+            raise InputError(f"{flags}: apply to official checkpoints; amodal's own run at their native size in float32")
         settings = dataclasses.replace(settings, steps=steps, guidance=guidance)
         return ContentCompletionPipeline(load_completer(model, device=device), settings)
     generation = official.generation

@@ -39,9 +39,11 @@ class DemoConfig:
     model: str = "default"  # the stage-1 model (see ``amodal segment --model``)
     completion_model: str = "default-completion"  # the stage-2 model (see ``amodal complete --model``)
     steps: int | None = None  # denoising steps; None = the model's own best
+    guidance: float | None = None  # stage-1 guidance scale; None = the model's own best
     samples: int = 1  # hypotheses per object
     seed: int = 0  # seed of the initial noise
     progress: bool = True  # progress bars
+    legend: bool = True  # the colour legend below the overlay videos
     overwrite: bool = False  # replace an existing out folder that amodal demo did not write
 
 
@@ -103,7 +105,7 @@ def composite(rgb: np.ndarray, masks: np.ndarray, modal: np.ndarray) -> np.ndarr
 
 def run_demo(config: DemoConfig) -> dict:
     """Run both stages on the bundled clip, score them, write overlays and completions; returns the summary."""
-    from amodal.apps.complete import write_result
+    from amodal.apps.complete import NotedCompletion, write_result
     from amodal.checkpoints.registry import model_inputs
     from amodal.completion import baselines as completion_baselines
     from amodal.completion.pipeline import ContentCompletionPipeline, PipelineConfig
@@ -119,10 +121,14 @@ def run_demo(config: DemoConfig) -> dict:
     system = AmodalSystem(
         AmodalSegmentationPipeline.from_pretrained(
             config.model,
-            SegmentationConfig(steps=config.steps, samples=config.samples, seed=config.seed, progress=config.progress),
+            SegmentationConfig(steps=config.steps, guidance=config.guidance, samples=config.samples, seed=config.seed,
+                               progress=config.progress),
         ),
-        ContentCompletionPipeline.from_pretrained(
-            config.completion_model, PipelineConfig(seed=config.seed, progress=config.progress)
+        NotedCompletion(  # says on a non-terminal stderr when stage 2 starts and ends
+            ContentCompletionPipeline.from_pretrained(
+                config.completion_model, PipelineConfig(seed=config.seed, progress=config.progress)
+            ),
+            config.completion_model, config.progress,
         ),
     )
     given = clip.replace(amodal_masks=None, amodal_rgb=None)  # the system never sees the answer
@@ -141,29 +147,36 @@ def run_demo(config: DemoConfig) -> dict:
         config.completion_model: completion_scores(clip, output.completion.samples),
     }
     with atomic_dir(out, command="demo") as tmp:
-        render_overlay_video(clip, tmp / "overlay.mp4", masks)
-        render_overlay_video(clip, tmp / "overlay.gif", masks)
-        render_overlay_video(clip, tmp / "panels.mp4", masks, panels=True)
+        drawing = dict(legend=config.legend, progress=config.progress)
+        render_overlay_video(clip, tmp / "overlay.mp4", masks, **drawing)  # amodal | ground truth
+        render_overlay_video(clip, tmp / "overlay.gif", masks, **drawing)
+        render_overlay_video(clip, tmp / "panels.mp4", masks, panels=True, **drawing)
         write_result(output.completion, clip.frame_names, tmp / "completion")
-        _write_system_video(tmp / "system.mp4", clip, masks, output.completion.rgb)
+        _write_system_video(tmp / "system.mp4", clip, masks, output.completion.rgb, legend=config.legend)
         _write_scores(tmp, clip, config, system, output.timings, results, completion)
     return json.loads((out / "scores.json").read_text())
 
 
-def _write_system_video(path: Path, clip, masks: np.ndarray, rgb: np.ndarray) -> None:
-    """Input frame, amodal masks over it, and the completed objects, side by side."""
+def _write_system_video(path: Path, clip, masks: np.ndarray, rgb: np.ndarray, *, legend: bool = True) -> None:
+    """Input frame, amodal masks over it, and the completed objects, side by side, enlarged for display."""
     from amodal.data.io.writers import write_animation
-    from amodal.viz.overlay import overlay_frame, side_by_side
+    from amodal.viz.overlay import below, display_scale, enlarge, legend_strip, overlay_frame, side_by_side, text_size
 
     completed = composite(rgb, masks, clip.modal_masks)
+    factor = display_scale(clip.size[0])
 
     def frames():
+        strip = None
         for t in range(clip.num_frames):
-            yield side_by_side(
-                [clip.frames[t], overlay_frame(clip.frames[t], clip.modal_masks[:, t], masks[:, t], object_ids=clip.object_ids),
-                 completed[t]],
-                ["input", "amodal masks (stage 1)", "completed objects (stage 2)"],
-            )
+            frame = enlarge(clip.frames[t], factor)
+            drawn = overlay_frame(frame, enlarge(clip.modal_masks[:, t], factor, (1, 2)), enlarge(masks[:, t], factor, (1, 2)),
+                                  object_ids=clip.object_ids, legend=False)
+            image = side_by_side([frame, drawn, enlarge(completed[t], factor)],
+                                 ["input", "amodal masks (stage 1)", "completed objects (stage 2)"])
+            if legend:
+                strip = strip if strip is not None else legend_strip(image.shape[1], clip.object_ids, size=text_size(frame.shape[0]))
+                image = below(image, strip)
+            yield image
 
     write_animation(path, frames(), 8.0)
 

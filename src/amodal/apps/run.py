@@ -3,11 +3,13 @@
 The video is read once into an :class:`amodal.Clip` and both stages run in memory
 (:class:`amodal.system.AmodalSystem`); nothing passes between them through files. Outputs:
 
-- ``OUT/segmentation/``: what ``amodal segment`` writes (mask PNGs, ``amodal.json``,
-  ``predictions_sailvos.json``, overlay videos, ``summary.json``), plus ``modal/<object_id>/``,
-  the modal masks, so that ``amodal complete`` can be rerun on the outputs;
+- ``OUT/segmentation/``: what ``amodal segment`` writes (mask PNGs, DAVIS-style ``davis/``
+  label images, ``amodal.json``, ``coco_instances.json``, ``predictions_sailvos.json``, overlay
+  videos, with ``samples > 1`` the uncertainty outputs, with ``save_depth`` ``depth/``,
+  ``summary.json``), plus ``modal/<object_id>/``, the modal masks, so that ``amodal complete``
+  can be rerun on the outputs;
 - ``OUT/completion/``: what ``amodal complete`` writes (per object ``rgb/``, ``rgba/`` and
-  ``overlay/`` PNGs);
+  ``overlay/`` PNGs, and ``spread/`` with ``samples > 1``);
 - ``OUT/layers/`` with ``--export layers``: per object a square object-centred video on white
   and as RGBA, its crop boxes, and the depth order per frame (apps/layers.py);
 - ``OUT/summary.json``: objects, frames, seconds per stage.
@@ -18,7 +20,6 @@ every frame of an object's window at once); the run is refused up front when it 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ class TwoStageConfig:
     completion_model: str = "default-completion"  # stage-2 model: a bundled name, our folder, or an official checkpoint
     steps: int | None = None  # denoising steps of stage 2; None = the model's own
     guidance: float | None = None  # guidance scale of stage 2; None = the model's own
+    samples: int = 1  # appearances per object in stage 2 (stage 1's hypotheses are segmentation.pipeline.samples)
     seed: int = 0  # seed of stage 2's initial noise
     propagate: bool = True  # ours: stage 2 carries pixels other frames show first, paints the rest
     height: int | None = None  # stage-2 resolution of an official checkpoint; None: its own
@@ -49,6 +51,11 @@ class TwoStageConfig:
 # Bytes one pixel of one (object, frame) costs while both stages' results are held: the masks,
 # the completed samples, RGB, RGBA and overlay (uint8), with room for the float copies of a window.
 BYTES_PER_OBJECT_PIXEL = 40
+# ... and each further sample: stage 2's RGB sample (uint8), stage 1's mask sample and its share in float32.
+BYTES_PER_EXTRA_SAMPLE = 8
+
+PAD_REFUSED = ("--pad is not supported by `amodal run`: stage 2 completes objects inside the frame, where their pixels "
+               "are; run `amodal segment --pad` for masks that reach past the border")
 
 
 def write_modal_folders(clip, out: Path) -> None:
@@ -72,7 +79,7 @@ def run_two_stage(config: TwoStageConfig, out: str | Path) -> dict:
 
     seg = config.segmentation
     if seg.pipeline.pad:
-        raise InputError("--pad is not supported by `amodal run`: stage 2 completes objects inside the frame")
+        raise InputError(PAD_REFUSED)
     check_arguments(seg)
     from amodal.apps.layers import check_layer_size
 
@@ -101,8 +108,9 @@ def read_clip(seg: SegmentRunConfig, source):
 
 
 def _run_into(config: TwoStageConfig, out: Path, final: Path) -> dict:
-    from amodal.apps.complete import completion_pipeline, write_result
-    from amodal.apps.segment import SegmentationWriter, _write_overlays, run_summary, segmentation_pipeline
+    from amodal.apps.complete import NotedCompletion, completion_pipeline, write_result
+    from amodal.apps.segment import DepthWriter, SegmentationWriter, _write_overlays, run_summary, segmentation_pipeline
+    from amodal.util.fs import write_json
     from amodal.checkpoints.formats import OURS
     from amodal.checkpoints.registry import resolve
     from amodal.completion.pipeline import CompletionConfig
@@ -115,8 +123,9 @@ def _run_into(config: TwoStageConfig, out: Path, final: Path) -> dict:
     start = time.perf_counter()
     source = open_video(seg.frames, seg.masks, seg.mask_mode, seg.objects, seg.depth, seg.fps)
     height, width = source.size
+    extra = (max(seg.pipeline.samples, config.samples) - 1) * BYTES_PER_EXTRA_SAMPLE
     check_fits_in_memory(
-        source.num_frames * height * width * (3 + len(source.object_ids) * BYTES_PER_OBJECT_PIXEL),
+        source.num_frames * height * width * (3 + len(source.object_ids) * (BYTES_PER_OBJECT_PIXEL + extra)),
         f"`amodal run` on {source.num_frames} frames of {width}x{height} with {len(source.object_ids)} object(s)",
         "run `amodal segment` (which streams) and then `amodal complete` on parts of the video",
     )
@@ -126,8 +135,8 @@ def _run_into(config: TwoStageConfig, out: Path, final: Path) -> dict:
     completion = completion_pipeline(
         config.completion_model, device=seg.device, dtype="float32" if ours else seg.dtype,
         height=None if ours else config.height, width=None if ours else config.width,
-        steps=config.steps, guidance=config.guidance, propagate=config.propagate, official=CompletionConfig(seed=config.seed),
-        progress=seg.pipeline.progress,
+        steps=config.steps, guidance=config.guidance, samples=config.samples, propagate=config.propagate,
+        official=CompletionConfig(seed=config.seed), progress=seg.pipeline.progress,
     )
     timings["completion_model_load"] = time.perf_counter() - t0
     depth_model = None
@@ -140,7 +149,8 @@ def _run_into(config: TwoStageConfig, out: Path, final: Path) -> dict:
     clip = read_clip(seg, source)
     if clip.depth is None and depth_model is None and getattr(segmentation.segmenter, "uses_depth", False) and not seg.no_depth:
         print("amodal: no depth given (--depth or --depth-model): running the model mask-only")
-    result = AmodalSystem(segmentation, completion, depth_model)(clip, seed=config.seed)
+    noted = NotedCompletion(completion, config.completion_model, seg.pipeline.progress)
+    result = AmodalSystem(segmentation, noted, depth_model)(clip, seed=config.seed)
     timings.update(result.timings)
 
     stage1 = out / "segmentation"
@@ -154,7 +164,12 @@ def _run_into(config: TwoStageConfig, out: Path, final: Path) -> dict:
     write_modal_folders(clip, stage1 / "modal")
     depth_kind = "none" if result.depth is None else ("model" if depth_model is not None else "precomputed")
     stage1_summary = run_summary(seg, source, segmentation, writer.areas, (height, width), depth_kind, timings)
-    (stage1 / "summary.json").write_text(json.dumps(stage1_summary, indent=2) + "\n")
+    if seg.save_depth and result.depth is not None:
+        saver = DepthWriter(stage1 / "depth")
+        for name, depth in zip(clip.frame_names, result.depth):
+            saver.add(name, depth)
+        stage1_summary["depth_range"] = saver.finish()
+    write_json(stage1 / "summary.json", stage1_summary)
     write_result(result.completion, clip.frame_names, out / "completion")
     if config.layers:
         from amodal.apps.layers import write_layers
@@ -172,8 +187,9 @@ def _run_into(config: TwoStageConfig, out: Path, final: Path) -> dict:
         "completion_model": config.completion_model,
         "objects": list(clip.object_ids),
         "frames": clip.num_frames,
+        "samples": {"segmentation": samples, "completion": config.samples},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "seconds_per_frame": round((timings["segmentation"] + timings["completion"]) / clip.num_frames, 4),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "summary.json", summary)
     return summary

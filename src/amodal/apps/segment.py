@@ -10,16 +10,24 @@ place when complete, so an interrupted run leaves nothing half-written):
   which ``pycocotools.coco.COCO`` loads;
 - ``predictions_sailvos.json``: the reference prediction format
   ``{"(frame_index, object_id)": {"diffvas_res_rle": RLE}}``;
+- ``davis/<frame>.png``: DAVIS-style palette label images, pixel value = object index
+  1..K in the order of ``summary.json``'s ``davis_labels`` (0 = background); where amodal
+  masks overlap, the visible object, else the smaller index (:mod:`amodal.viz.davis`);
 - ``overlay.mp4`` (and ``overlay.gif`` for videos up to ``gif_max_frames``):
-  the frames with visible parts filled and hidden parts hatched;
+  the frames with visible parts filled and hidden parts hatched, a legend below;
 - with ``samples > 1``: ``uncertainty/<object_id>/<frame>.png`` (share of
-  samples that mark a pixel amodal, 0..255) and ``uncertainty.mp4``;
+  samples that mark a pixel amodal, 0..255) and ``uncertainty.mp4`` (``4 f (1 - f)`` of
+  that share: bright where the samples disagree, a labelled colour bar below);
+- with ``save_depth``: ``depth/<frame>.png``, the inverse depth ``--depth-model`` estimated,
+  16-bit gray, ``round(65535 (d - lo) / (hi - lo))`` with ``[lo, hi]`` (the video's range)
+  in ``summary.json``'s ``depth_range``;
 - ``summary.json``: settings, model, object ids, per-object areas, timings per stage.
+
+Overlays of videos under 256 pixels high are enlarged by an integer factor (nearest neighbour).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -54,6 +62,8 @@ class SegmentRunConfig:
     pipeline: SegmentationConfig = field(default_factory=SegmentationConfig)
     amodal_boxes: str | None = None  # JSON file of amodal boxes per object and frame (segmentation/boxes.py)
     overwrite: bool = False  # replace an existing --out that amodal segment did not write
+    legend: bool = True  # a colour legend below the overlay videos
+    save_depth: bool = False  # write the depth depth_model estimated to OUT/depth (16-bit PNGs)
 
 
 def check_arguments(config: SegmentRunConfig) -> None:
@@ -62,6 +72,9 @@ def check_arguments(config: SegmentRunConfig) -> None:
         given.append("--no-depth")
     if len(given) > 1:
         raise InputError(f"give at most one of --depth, --depth-model and --no-depth (got {' and '.join(given)})")
+    if config.save_depth and not config.depth_model:
+        raise InputError("--save-depth saves the depth --depth-model estimates; give --depth-model "
+                         "(depth given with --depth is on disk already)")
     if config.resolution is not None:
         h, w = config.resolution
         if h < 8 or w < 8:
@@ -106,7 +119,44 @@ def check_memory(config: SegmentRunConfig, size: tuple[int, int], num_objects: i
     )
 
 
-def _depth_stream(config: SegmentRunConfig, source, timings: dict):
+class DepthWriter:
+    """Writes estimated inverse depth as ``depth/<frame>.png``, 16-bit gray over the video's range.
+
+    ``add`` keeps each frame as float32 until ``finish`` knows the range of the whole video
+    (which a streamed video only knows at its end); ``finish`` writes the PNGs,
+    ``round(65535 (d - lo) / (hi - lo))``, removes the float copies and returns ``[lo, hi]``.
+    Read back, ``d = lo + png / 65535 (hi - lo)``; ``--depth OUT/depth`` reads the PNGs as they are
+    (the models normalise depth per window, so the affine scale does not matter).
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.raw = self.folder / ".float32"
+        self.raw.mkdir(parents=True)
+        self.names: list[str] = []
+        self.low, self.high = float("inf"), float("-inf")
+
+    def add(self, name: str, depth: np.ndarray) -> None:
+        depth = np.asarray(depth, dtype=np.float32)
+        np.save(self.raw / f"{len(self.names)}.npy", depth)
+        self.names.append(name)
+        self.low, self.high = min(self.low, float(depth.min())), max(self.high, float(depth.max()))
+
+    def finish(self) -> list[float]:
+        import shutil
+
+        from PIL import Image
+
+        span = self.high - self.low
+        for i, name in enumerate(self.names):
+            depth = np.load(self.raw / f"{i}.npy")
+            scaled = np.zeros(depth.shape, np.float64) if span <= 0 else (depth - self.low) / span * 65535.0
+            Image.fromarray(np.clip(np.rint(scaled), 0, 65535).astype(np.uint16)).save(self.folder / f"{name}.png")
+        shutil.rmtree(self.raw)
+        return [self.low, self.high] if self.names else []
+
+
+def _depth_stream(config: SegmentRunConfig, source, timings: dict, saver: DepthWriter | None = None):
     if config.no_depth:
         return None
     if config.depth is not None:
@@ -119,10 +169,12 @@ def _depth_stream(config: SegmentRunConfig, source, timings: dict):
         timings["depth_load"] = time.perf_counter() - t0
 
         def estimated():
-            for frame in source.iter_frames():
+            for index, frame in enumerate(source.iter_frames()):
                 t1 = time.perf_counter()
                 depth = estimate_depth(model, frame[None], progress=False)[0]
                 timings["depth"] = timings.get("depth", 0.0) + time.perf_counter() - t1
+                if saver is not None:
+                    saver.add(source.frame_names[index], depth)
                 yield depth
 
         return estimated()
@@ -131,8 +183,7 @@ def _depth_stream(config: SegmentRunConfig, source, timings: dict):
 
 def segment_video(config: SegmentRunConfig) -> dict:
     """Run stage 1 on a video on disk and write every output; returns the summary dict."""
-    from amodal.util.fs import atomic_dir, check_output
-    from amodal.data.io import rle as rle_codec
+    from amodal.util.fs import atomic_dir, check_output, write_json
     from amodal.data.io.stream import open_video
     from amodal.checkpoints.registry import resolve
 
@@ -143,8 +194,8 @@ def segment_video(config: SegmentRunConfig) -> dict:
     start = time.perf_counter()
     source = open_video(config.frames, config.masks, config.mask_mode, config.objects, config.depth, config.fps)
     pipe = segmentation_pipeline(config, source, timings)
-    depth_stream = _depth_stream(config, source, timings)
-    if depth_stream is None and getattr(pipe.segmenter, "uses_depth", False) and not config.no_depth:
+    given_depth = not config.no_depth and (config.depth is not None or config.depth_model is not None)
+    if not given_depth and getattr(pipe.segmenter, "uses_depth", False) and not config.no_depth:
         print("amodal: no depth given (--depth or --depth-model): running the model mask-only")
 
     ids = source.object_ids
@@ -156,6 +207,8 @@ def segment_video(config: SegmentRunConfig) -> dict:
         boxes = read_boxes(config.amodal_boxes, tuple(ids), source.num_frames)
     with atomic_dir(out, command="segment") as tmp:
         writer = SegmentationWriter(tmp, source, with_uncertainty=samples > 1)
+        depth_saver = DepthWriter(tmp / "depth") if config.save_depth else None
+        depth_stream = _depth_stream(config, source, timings, depth_saver)
         modal_iter = source.iter_modal()
         kept_modal = {}  # modal masks pass through the pipeline once; keep them until their frame is written
 
@@ -182,7 +235,9 @@ def segment_video(config: SegmentRunConfig) -> dict:
 
         depth_kind = "none" if depth_stream is None else ("model" if config.depth_model else "precomputed")
         summary = run_summary(config, source, pipe, writer.areas, (height, width), depth_kind, timings)
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if depth_saver is not None:
+            summary["depth_range"] = depth_saver.finish()
+        write_json(tmp / "summary.json", summary)
     return summary
 
 
@@ -240,6 +295,8 @@ def run_summary(config: SegmentRunConfig, source, pipe: AmodalSegmentationPipeli
             }
             for k, oid in enumerate(source.object_ids)
         ],
+        # davis/<frame>.png: pixel value i is the object davis_labels[str(i)] (0 = background)
+        "davis_labels": {str(k + 1): oid for k, oid in enumerate(source.object_ids)} if len(source.object_ids) <= 255 else None,
         "depth": depth_kind,  # where depth came from: none, precomputed or model
         # whether the model saw it: depth given, not turned off, and a model trained with it
         "depth_used": depth_kind != "none" and config.pipeline.use_depth and bool(getattr(pipe.segmenter, "uses_depth", False)),
@@ -256,8 +313,10 @@ def run_summary(config: SegmentRunConfig, source, pipe: AmodalSegmentationPipeli
 class SegmentationWriter:
     """Writes stage 1's per-frame outputs into a run folder: mask PNGs, uncertainty PNGs, the RLE files.
 
-    ``add`` takes frames in order; ``finish`` writes ``amodal.json`` and ``predictions_sailvos.json``.
-    ``amodal segment`` feeds it from the streaming pipeline, ``amodal run`` from the in-memory system.
+    ``add`` takes frames in order; ``finish`` writes ``amodal.json``, ``coco_instances.json`` and
+    ``predictions_sailvos.json``. ``amodal segment`` feeds it from the streaming pipeline,
+    ``amodal run`` from the in-memory system. Each frame also becomes a DAVIS-style label
+    image ``davis/<frame>.png`` (:mod:`amodal.viz.davis`; not with more than 255 objects).
     """
 
     def __init__(self, folder: Path, source, *, with_uncertainty: bool):
@@ -269,6 +328,9 @@ class SegmentationWriter:
         self.reference: dict[str, dict] = {}
         self.coco = None  # made in add(): the output size is known from the first amodal masks
         self.areas = np.zeros((len(self.ids), 2), np.int64)  # modal, amodal pixel counts
+        self.davis = len(self.ids) <= 255  # palette images hold 255 objects
+        if self.davis:
+            (self.folder / "davis").mkdir(parents=True)
         for oid in self.ids:
             (self.folder / "masks" / str(oid)).mkdir(parents=True)
             if with_uncertainty:
@@ -281,6 +343,7 @@ class SegmentationWriter:
         from amodal.data.io import rle as rle_codec
 
         from amodal.data.io.coco import CocoInstances
+        from amodal.viz.davis import label_image, write_label_png
 
         name = self.source.frame_names[index]
         self.areas[:, 0] += modal.reshape(len(self.ids), -1).sum(1)
@@ -301,9 +364,16 @@ class SegmentationWriter:
                 Image.fromarray(np.round(frequency[k] * 255).astype(np.uint8)).save(
                     self.folder / "uncertainty" / str(oid) / f"{name}.png"
                 )
+        if self.davis:
+            # With --pad the amodal masks are larger than the frame: the modal ones sit in their middle.
+            bh, bw = ((a - m) // 2 for a, m in zip(amodal.shape[1:], modal.shape[1:]))
+            placed = np.pad(modal, ((0, 0), (bh, bh), (bw, bw))) if (bh or bw) else modal
+            write_label_png(self.folder / "davis" / f"{name}.png", label_image(placed, amodal))
 
     def finish(self, border: tuple[int, int], *, padded: bool) -> tuple[int, int]:
         """Write the RLE files; returns the output size ``(H', W')``."""
+        from amodal.util.fs import write_json
+
         source = self.source
         height, width = source.size[0] + 2 * border[0], source.size[1] + 2 * border[1]
         per_object = {
@@ -318,10 +388,10 @@ class SegmentationWriter:
             # Modal masks stay at the input size; the amodal ones have the padded size.
             per_object["modal_size"] = list(source.size)
             per_object["border"] = list(border)
-        (self.folder / "amodal.json").write_text(json.dumps(per_object))
-        (self.folder / "predictions_sailvos.json").write_text(json.dumps(self.reference))
+        write_json(self.folder / "amodal.json", per_object, indent=None)
+        write_json(self.folder / "predictions_sailvos.json", self.reference, indent=None)
         if self.coco is not None:
-            (self.folder / "coco_instances.json").write_text(json.dumps(self.coco.to_dict()))
+            write_json(self.folder / "coco_instances.json", self.coco.to_dict(), indent=None)
         return height, width
 
 
@@ -359,20 +429,37 @@ def _jsonable(value):
 
 
 def _write_overlays(tmp: Path, source, ids, config: SegmentRunConfig, with_uncertainty: bool, border) -> None:
-    """Second pass over the frames: overlay video(s) and the uncertainty video, streamed from disk."""
+    """Second pass over the frames: overlay video(s) and the uncertainty video, streamed from disk.
+
+    Frames under 256 pixels high are enlarged by an integer factor first (nearest neighbour);
+    the legend and the colour bar go in strips below the picture, never over it.
+    """
     from amodal.data.io.masks import read_luminance_mask
-    from amodal.viz.overlay import heatmap_frame, overlay_frame
     from amodal.data.io.writers import write_animation
+    from amodal.viz.overlay import below, display_scale, enlarge, legend_strip, overlay_frame, text_size, uncertainty_frame
 
     bh, bw = border
+    factor = display_scale(source.size[0] + 2 * bh)
+
+    def canvas_of(frame):
+        canvas = np.pad(frame, ((bh, bh), (bw, bw), (0, 0)), constant_values=64) if (bh or bw) else frame
+        return enlarge(canvas, factor)
+
+    strip = None
 
     def overlays():
+        nonlocal strip
         for t, (frame, modal) in enumerate(zip(source.iter_frames(), source.iter_modal())):
             name = source.frame_names[t]
             amodal = np.stack([read_luminance_mask(tmp / "masks" / str(oid) / f"{name}.png") for oid in ids])
-            canvas = np.pad(frame, ((bh, bh), (bw, bw), (0, 0)), constant_values=64) if (bh or bw) else frame
             modal_c = np.pad(modal, ((0, 0), (bh, bh), (bw, bw))) if (bh or bw) else modal
-            yield overlay_frame(canvas, modal_c, amodal, object_ids=ids)
+            image = overlay_frame(canvas_of(frame), enlarge(modal_c, factor, (1, 2)), enlarge(amodal, factor, (1, 2)),
+                                  object_ids=ids, legend=False)
+            if config.legend:
+                if strip is None:
+                    strip = legend_strip(image.shape[1], ids, size=text_size(image.shape[0]))
+                image = below(image, strip)
+            yield image
 
     fps = source.fps
     write_animation(tmp / "overlay.mp4", overlays(), fps)
@@ -386,8 +473,7 @@ def _write_overlays(tmp: Path, source, ids, config: SegmentRunConfig, with_uncer
                 name = source.frame_names[t]
                 freq = np.stack(
                     [np.asarray(Image.open(tmp / "uncertainty" / str(oid) / f"{name}.png")) for oid in ids]
-                ).max(0) / 255.0
-                canvas = np.pad(frame, ((bh, bh), (bw, bw), (0, 0)), constant_values=64) if (bh or bw) else frame
-                yield heatmap_frame(canvas, freq.astype(np.float32))
+                ) / np.float32(255.0)
+                yield uncertainty_frame(canvas_of(frame), enlarge(freq.astype(np.float32), factor, (1, 2)))
 
         write_animation(tmp / "uncertainty.mp4", heat(), fps)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from amodal.cli import add_command, add_overwrite
+from amodal.cli.flags import add_progress
 
 EXAMPLE = """\
   # TAO-Amodal: amodal masks for every track, from its amodal boxes and modal masks
@@ -41,7 +42,7 @@ def register(subparsers) -> None:
     p.add_argument("--limit", type=int, help="only the first N clips")
     p.add_argument("--out", required=True, type=Path, help="output folder, written when the run completes")
     add_overwrite(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress(p, "no progress bar")
     p.set_defaults(func=run)
 
 

@@ -67,13 +67,13 @@ def _bench(args) -> int:
         return _bench_system(args)
     def measure(model, steps, guidance):
         r = benchmark(model, steps=steps, guidance=guidance, depth=not args.no_depth, repeats=args.repeats, device=args.device)
-        settings = f"steps={r.steps} guidance={r.guidance:g} " if r.iterative else "one pass "
+        ignored = "" if r.iterative or (steps is None and guidance is None) else " (--steps/--guidance ignored)"
         print(
-            f"{r.model}: {r.num_frames}x{r.height}x{r.width} {settings}"
+            f"{r.model}: {r.num_frames}x{r.height}x{r.width} {r.settings}{ignored} "
             f"depth={'yes' if r.depth else 'no'}: {r.sec_per_frame:.4f} s/frame "
             f"({r.sec_per_window:.3f} s/window), peak RSS {r.peak_rss_mib:.0f} MiB, {r.threads} threads"
         )
-        return r.to_dict()
+        return {**r.to_dict(), "settings": r.settings}
 
     results = []
     reference = [measure(args.against, None, None)] if args.against else []
@@ -86,7 +86,7 @@ def _bench(args) -> int:
         for r in results:
             r["ratio_to_against"] = r["sec_per_frame"] / base
             r["against"] = args.against
-            print(f"{r['model']} steps={r['steps']}: {r['ratio_to_against']:.2f}x the time per frame of {args.against}")
+            print(f"{r['model']} ({r['settings']}): {r['ratio_to_against']:.2f}x the time per frame of {args.against}")
         results += [{**r, "role": "against"} for r in reference]
     if args.json:
         write_json(args.json, results)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from amodal.cli import add_command, add_overwrite
+from amodal.cli.flags import add_video, video_of
 
 EXAMPLE = """\
   # complete the objects first (amodal run writes OUT/segmentation/modal and OUT/completion):
@@ -19,7 +20,7 @@ EXAMPLE = """\
 
 def register(subparsers) -> None:
     p = add_command(subparsers, "compose", "Re-compose a video from its completed objects: move, scale, re-order or remove them.", EXAMPLE)
-    p.add_argument("--frames", required=True, help="folder of frames or a video file")
+    add_video(p)
     p.add_argument("--masks", required=True, help="modal masks: one folder (one object) or subfolders named by object id")
     p.add_argument("--completed", required=True, help="the output of `amodal complete` (<id>/rgba/<frame>.png), e.g. OUT/completion of `amodal run`")
     p.add_argument("--edit", required=True, help="edit JSON (docs/applications.md)")
@@ -35,7 +36,7 @@ def run(args) -> int:
     from amodal.apps.compose import ComposeCommand, run_compose
 
     summary = run_compose(ComposeCommand(
-        frames=args.frames, masks=args.masks, completed=args.completed, edit=args.edit, out=args.out,
+        frames=video_of(args), masks=args.masks, completed=args.completed, edit=args.edit, out=args.out,
         hole_margin=args.hole_margin, fps=args.fps, paint_with=args.paint_with, overwrite=args.overwrite,
     ))
     print(f"wrote {args.out}: {summary['frames']} frames, object(s) {summary['edited']} edited "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from amodal.cli import add_command, add_overwrite
+from amodal.cli.flags import add_progress
 
 SYNTH_EXAMPLE = """\
   amodal data synth --out data/synth --split val --videos 100 --seed 0 --workers 2
@@ -50,7 +51,7 @@ def register(subparsers) -> None:
     synth.add_argument("--config", default=unset, help="JSON file of SynthConfig fields to change (default: built-in)")
     synth.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     add_overwrite(synth)
-    synth.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress(synth, "no progress bar")
     synth.set_defaults(func=run_synth)
 
     occlude = add_command(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from amodal.cli import add_command, add_overwrite
+from amodal.cli.flags import add_legend, add_progress
 
 EXAMPLE = """\
   amodal demo                       # default and default-completion, writes demo_output/
+  amodal demo --no-legend --quiet --out demo_plain   # overlays without the legend strip, no progress bars
   amodal demo --model default-regression --completion-model default-completion-regression --out demo_regression
 """
 
@@ -16,13 +18,16 @@ def register(subparsers) -> None:
     )
     p.add_argument("--out", default="demo_output", help="folder for overlays and scores (an earlier demo output there is replaced)")
     add_overwrite(p)
-    p.add_argument("--model", default="default", help="stage-1 model: default, default-regression, or a model folder")
+    p.add_argument("--model", "--segmentation-model", dest="model", default="default",
+                   help="stage-1 model: default, default-regression, or a model folder")
     p.add_argument("--completion-model", default="default-completion",
                    help="stage-2 model: default-completion, default-completion-regression, or a model folder")
     p.add_argument("--steps", type=int, default=None, help="stage-1 denoising steps (default: the model's own best, from its config)")
+    p.add_argument("--guidance", type=float, default=None, help="stage-1 guidance scale (default: the model's own best, from its config)")
     p.add_argument("--samples", type=int, default=1, help="hypotheses per object")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial noise")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_legend(p)
+    add_progress(p)
     p.set_defaults(func=run)
 
 
@@ -30,8 +35,9 @@ def run(args) -> int:
     from amodal.apps.demo import DemoConfig, format_completion_table, format_table, run_demo
 
     summary = run_demo(
-        DemoConfig(out=args.out, model=args.model, completion_model=args.completion_model, steps=args.steps, samples=args.samples, seed=args.seed,
-                   progress=not args.quiet, overwrite=args.overwrite)
+        DemoConfig(out=args.out, model=args.model, completion_model=args.completion_model, steps=args.steps, guidance=args.guidance,
+                   samples=args.samples, seed=args.seed, progress=not args.quiet, legend=not args.no_legend,
+                   overwrite=args.overwrite)
     )
     by_stage = summary["seconds_per_frame_by_stage"]
     print(f"{summary['clip']}: {summary['objects']} objects, {summary['frames']} frames, "

@@ -35,6 +35,7 @@ EXAMPLE = """\
 
 def register(subparsers) -> None:
     from amodal.cli import add_command, add_overwrite
+    from amodal.cli.flags import add_progress
     from amodal.data.datasets import DATASET_KINDS
 
     parser = add_command(
@@ -120,7 +121,7 @@ def register(subparsers) -> None:
     parser.add_argument("--box-mode", choices=("clip", "crop"), default=None, help="with --amodal-boxes: learned models see each object's box region (crop) or the whole frame (clip); both cut the output to the box (default: the model's own: crop for default-boxes, else clip)")
     parser.add_argument("--box-margin", type=float, default=0.25, metavar="F", help="with --box-mode crop: context around the boxes, a fraction of their size per side")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress(parser, "no progress bar")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder, written when the run completes (an earlier `amodal eval` output there is replaced)")
     add_overwrite(parser)
     parser.set_defaults(func=run)

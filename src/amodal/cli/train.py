@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from amodal.cli import add_command, add_overwrite
+from amodal.cli.flags import add_progress
 
 EXAMPLE = """\
   amodal train segmentation --config configs/default.json --out runs/default --threads 1
@@ -22,6 +23,46 @@ EXAMPLE = """\
 """
 
 
+DESCRIPTIONS = {
+    "segmentation": (
+        "Train (or resume) a stage-1 model: a diffusion or one-step regression segmenter that predicts amodal masks "
+        "from modal masks (and depth), as the JSON config describes (configs/README.md). Checkpoints go to "
+        "OUT/checkpoints; running the same command again resumes from the newest one exactly. A config with "
+        '"backbone": "svd" fine-tunes the paper\'s Stable Video Diffusion architecture instead (docs/training-svd.md).'
+    ),
+    "completion": (
+        "Train (or resume) a stage-2 model: a diffusion or one-step regression completer that paints each object's "
+        "hidden pixels inside its amodal mask, on object-centred crops, as the JSON config describes "
+        "(configs/completion/). Checkpoints and resume as for `amodal train segmentation`."
+    ),
+    "export": (
+        "Turn a training run into a model folder (config.json + model.safetensors) that every command takes as "
+        "--model: the EMA weights of the run's newest checkpoint (or --checkpoint), with the sampling settings to "
+        "use by default (--sampling-steps, --sampling-guidance). An svd run exports an official-layout folder."
+    ),
+}
+
+TASK_EXAMPLES = {
+    "segmentation": """\
+  amodal train segmentation --config configs/default.json --out runs/default --threads 1
+  # killed? the same command resumes from the newest checkpoint in runs/default
+  amodal train segmentation --config configs/finetune-default.json --out runs/finetune   # from the bundled weights
+  amodal train segmentation --config configs/default.json --out runs/default --stop-at 500 --quiet   # first 500 steps only
+  accelerate launch -m amodal train segmentation --config configs/default.json --out runs/default
+""",
+    "completion": """\
+  amodal train completion --config configs/completion/default-completion.json --out runs/default-completion --threads 1
+  amodal train completion --config configs/completion/default-completion.json --out runs/default-completion --stop-at 200
+""",
+    "export": """\
+  amodal train export runs/default --out my_model   # EMA weights of the newest checkpoint
+  amodal train export runs/default --out my_model --sampling-steps 1 --sampling-guidance 1.0   # its measured best as the default
+  amodal train export runs/default --checkpoint runs/default/checkpoints/step_00001200 --out my_model-1200
+  amodal segment --frames clip/rgbs --masks clip/masks --model my_model --out runs/clip   # then use it
+""",
+}
+
+
 def register(subparsers) -> None:
     parser = add_command(subparsers, "train", "Train an amodal segmentation (stage 1) or content-completion (stage 2) model.", EXAMPLE)
     tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
@@ -30,8 +71,8 @@ def register(subparsers) -> None:
         ("segmentation", "a diffusion or regression segmenter (stage 1)", _segmentation),
         ("completion", "a diffusion or regression completer (stage 2)", _completion),
     ):
-        p = tasks.add_parser(task, help=f"train (or resume) {what}", description=f"Train (or resume) {what}.",
-                             epilog="example:\n" + EXAMPLE, formatter_class=parser.formatter_class)
+        p = tasks.add_parser(task, help=f"train (or resume) {what}", description=DESCRIPTIONS[task],
+                             epilog="example:\n" + TASK_EXAMPLES[task], formatter_class=parser.formatter_class)
         p.add_argument("--config", required=True, help="training config JSON (see configs/README.md)")
         p.add_argument("--out", default=None, help="run folder (default: runs/<config file stem>)")
         add_overwrite(p, "--out run folder")
@@ -39,13 +80,15 @@ def register(subparsers) -> None:
             "--stop-at", type=int, default=None, metavar="STEP",
             help="stop after STEP steps with a checkpoint, as if killed there (the same command without it resumes)",
         )
-        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        add_progress(p)
         p.add_argument(
             "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice; 1 is best on a busy machine)"
         )
         p.set_defaults(func=handler)
 
-    export = tasks.add_parser("export", help="export the EMA weights of a run's newest checkpoint as a model folder")
+    export = tasks.add_parser("export", help="export the EMA weights of a run's newest checkpoint as a model folder",
+                              description=DESCRIPTIONS["export"], epilog="example:\n" + TASK_EXAMPLES["export"],
+                              formatter_class=parser.formatter_class)
     export.add_argument("run", help="run folder written by `amodal train segmentation` or `amodal train completion`")
     export.add_argument("--out", required=True, help="model folder to write (config.json + model.safetensors)")
     add_overwrite(export)
@@ -94,7 +137,7 @@ def _svd(args, stage: str) -> int | None:
     if config.stage != stage:
         raise InputError(f"--config {args.config}: an svd {config.stage} config; run `amodal train {config.stage}`")
     out = _prepare(args, config, f"train {stage}")
-    result = train_svd(config, out, stop_at=args.stop_at, progress=not args.no_progress)
+    result = train_svd(config, out, stop_at=args.stop_at, progress=not args.quiet)
     return _report(result, out)
 
 
@@ -106,7 +149,7 @@ def _completion(args) -> int:
         return svd
     config = CompletionTrainConfig.from_json(args.config)
     out = _prepare(args, config, "train completion")
-    result = train_completion(config, out, stop_at=args.stop_at, progress=not args.no_progress)
+    result = train_completion(config, out, stop_at=args.stop_at, progress=not args.quiet)
     return _report(result, out)
 
 
@@ -118,7 +161,7 @@ def _segmentation(args) -> int:
         return svd
     config = TrainConfig.from_json(args.config)
     out = _prepare(args, config, "train segmentation")
-    result = train_segmentation(config, out, stop_at=args.stop_at, progress=not args.no_progress)
+    result = train_segmentation(config, out, stop_at=args.stop_at, progress=not args.quiet)
     return _report(result, out)
 
 

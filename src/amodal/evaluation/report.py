@@ -6,7 +6,8 @@
   counts, ``method`` and ``dataset``; ``top_k`` when several samples were
   scored). Several methods: one such object per method name.
 - ``report.md``: one row per method (and per Top-k), then Top-1 mIoU by
-  visible-fraction bin and by category.
+  visible-fraction bin and by category, each category named as the annotation file names it
+  (:func:`category_names`), its id in brackets.
 - ``iou_vs_visible_fraction.png``, ``iou_over_time.png``: Top-1 IoU per frame
   against the object's visible fraction, and mean IoU per frame index.
 - ``frames.csv``: every scored frame with its Top-1 scores.
@@ -63,13 +64,59 @@ def metrics_json(config, results: dict) -> dict:
     return next(iter(per.values())) if len(per) == 1 else per
 
 
-def _breakdown_table(tables: dict, names: list[str], key: str, header: str) -> list[str]:
-    """Markdown rows of top-1 mIoU per bin of ``key``, one column per method, frames in brackets."""
+def _breakdown_table(tables: dict, names: list[str], key: str, header: str, labels: dict | None = None) -> list[str]:
+    """Markdown rows of top-1 mIoU per bin of ``key``, one column per method, frames in brackets.
+
+    ``labels`` maps a bin's own label (a category id) to what the row shows; others show as they are.
+    """
+    labels = labels or {}
     lines = [f"| {header} | " + " | ".join(names) + " |", "|---" * (1 + len(names)) + "|"]
     for i, (label, _, _) in enumerate(tables[names[0]][key]):
         cells = [f"{_fmt(tables[n][key][i][2])} ({tables[n][key][i][1]})" for n in names]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {labels.get(label, label)} | " + " | ".join(cells) + " |")
     return lines
+
+
+def category_names(config) -> dict[int, str]:
+    """``{category id: name}`` from the evaluated annotation file, empty when it names none.
+
+    Names come from a top-level ``categories`` list of ``{"id", "name"}`` (COCO, TAO) or from
+    entries that carry ``category_name`` beside ``category_id`` (SAIL-VOS-format sets such as
+    ``amodal data synth``'s). A file that cannot be read gives no names: the report then shows ids.
+    """
+    import json
+
+    path = config.annotations
+    if path is None and config.data is not None:
+        path = Path(config.data) / config.split / "annotations.json"
+    if path is None or not Path(path).is_file():
+        return {}
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    names: dict[int, str] = {}
+    entries = data
+    if isinstance(data, dict):
+        for category in data.get("categories") or []:
+            if isinstance(category, dict) and isinstance(category.get("id"), int) and isinstance(category.get("name"), str):
+                names[category["id"]] = category["name"]
+        entries = data.get("annotations") or data.get("tracks") or []
+    if isinstance(entries, list):
+        for entry in entries:
+            if isinstance(entry, dict) and isinstance(entry.get("category_id"), int) and isinstance(entry.get("category_name"), str):
+                names.setdefault(entry["category_id"], entry["category_name"])
+    return names
+
+
+def _category_labels(config, tables: dict) -> dict[int, str]:
+    """Row labels ``name (id)`` for the categories of the report that the annotation file names."""
+    present = {label for table in tables.values() for label, _, _ in table["category"]}
+    if not present:
+        return {}
+    names = category_names(config)
+    return {c: f"{names[c]} ({c})" for c in present if c in names}
 
 
 def report_markdown(config, results: dict) -> str:
@@ -116,7 +163,7 @@ def report_markdown(config, results: dict) -> str:
     lines += _breakdown_table(tables, names, "visible_fraction", "visible fraction")
     if tables[names[0]]["category"]:
         lines += ["", "## Top-1 mIoU by category", ""]
-        lines += _breakdown_table(tables, names, "category", "category")
+        lines += _breakdown_table(tables, names, "category", "category", _category_labels(config, tables))
     if config.plots:
         lines += [
             "",

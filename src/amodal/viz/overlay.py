@@ -9,7 +9,14 @@ Colour legend of :func:`overlay_frame` (each object has its own hue, see
   colour over a faint fill, and an outline in a lighter tint of it around
   the full amodal extent.
 
-A small legend in the emptiest corner names the objects and the two styles.
+A legend naming the objects and the two styles sits in a strip below the picture, never over
+it. Frames under :data:`DISPLAY_HEIGHT` pixels high are enlarged by an integer factor
+(nearest neighbour, :func:`display_scale`) before anything is drawn, so that outlines,
+hatching and text stay readable on small videos.
+
+Uncertainty videos (:func:`uncertainty_frame`) show ``4 f (1 - f)`` of the share ``f`` of
+samples that mark a pixel: 0 where the samples agree, 1 where they split evenly, with a
+labelled colour bar in a strip below the picture.
 """
 
 from __future__ import annotations
@@ -37,9 +44,13 @@ OBJECT_COLORS: tuple[tuple[int, int, int], ...] = (
 )
 
 
-def object_color(index: int) -> tuple[int, int, int]:
-    """The RGB colour of the ``index``-th object (cycling through :data:`OBJECT_COLORS`)."""
-    return OBJECT_COLORS[index % len(OBJECT_COLORS)]
+def object_color(object_id: int) -> tuple[int, int, int]:
+    """The RGB colour of the object with id ``object_id`` (ids 1, 2, ... take :data:`OBJECT_COLORS` in order, cycling).
+
+    Colours follow ids, not rows, so an object keeps its colour in every picture of a clip,
+    also in one that shows only some of its objects.
+    """
+    return OBJECT_COLORS[(int(object_id) - 1) % len(OBJECT_COLORS)]
 
 
 def erode(mask: np.ndarray) -> np.ndarray:
@@ -87,9 +98,8 @@ def overlay_frame(
     *,
     alpha: float = 0.45,  # modal fill opacity: the object stays recognisable underneath
     outline: int = 2,  # outline width in pixels
-    object_ids: Sequence[int] | None = None,  # legend names; default 1..K
-    legend: bool = True,  # draw the legend (skipped on frames under 96 px high)
-    legend_avoid: np.ndarray | None = None,  # (H, W) bool the legend should not cover; default: these masks
+    object_ids: Sequence[int] | None = None,  # legend names and colours (object_color); default 1..K
+    legend: bool = True,  # add the legend strip below the frame (the frame itself is never covered)
 ) -> np.ndarray:
     """Draw ``K`` objects' modal and amodal masks over one frame.
 
@@ -101,7 +111,8 @@ def overlay_frame(
     Returns:
         ``(H, W, 3) uint8`` RGB: modal parts filled and outlined in each
         object's colour, hidden parts (amodal and not modal) hatched with a
-        lighter outline around the amodal extent.
+        lighter outline around the amodal extent; with ``legend``,
+        ``(H + strip, W, 3)``: the legend strip (:func:`legend_strip`) below.
     """
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
@@ -116,7 +127,7 @@ def overlay_frame(
         raise InputError(f"{len(ids)} object ids for {modal.shape[0]} objects")
 
     out = frame.astype(np.float32)
-    colors = [object_color(k) for k in range(modal.shape[0])]
+    colors = [object_color(oid) for oid in ids]
     if amodal is not None:
         hatch = _diagonals(frame.shape[:2], period=8, width=2)
         for k, color in enumerate(colors):
@@ -131,10 +142,8 @@ def overlay_frame(
             out[boundary(amodal[k], outline)] = tint
         out[boundary(modal[k], outline)] = color
     image = np.clip(np.rint(out), 0, 255).astype(np.uint8)
-    if legend and frame.shape[0] >= 96:
-        if legend_avoid is None:
-            legend_avoid = modal.any(0) if amodal is None else amodal.any(0) | modal.any(0)
-        image = _draw_legend(image, ids, colors, amodal is not None, legend_avoid)
+    if legend:
+        image = below(image, legend_strip(image.shape[1], ids, hidden=amodal is not None, size=text_size(image.shape[0])))
     return image
 
 
@@ -158,34 +167,122 @@ def _swatch(size: int, color, hatched: bool) -> np.ndarray:
     return tile.astype(np.uint8)
 
 
-def _draw_legend(image: np.ndarray, ids, colors, with_hidden: bool, occupied: np.ndarray) -> np.ndarray:
-    """Draw the legend box in the corner that covers the fewest mask pixels."""
+STRIP_BACKGROUND = (24, 24, 24)  # legend and colour-bar strips, and the gaps between panels
+DISPLAY_HEIGHT = 256  # frames shorter than this are enlarged for display (nearest neighbour)
+MAX_DISPLAY_SCALE = 8  # ... by at most this factor
+
+
+def display_scale(height: int, target: int = DISPLAY_HEIGHT) -> int:
+    """The integer factor that brings a frame ``height`` pixels high to at least ``target`` (1 if it is already).
+
+    Capped at :data:`MAX_DISPLAY_SCALE`: a 128-pixel-high video is shown at 2x, a 64-pixel one at 4x.
+    """
+    return int(min(MAX_DISPLAY_SCALE, max(1, -(-int(target) // max(1, int(height))))))
+
+
+def enlarge(array: np.ndarray, factor: int, axes: tuple[int, int] = (0, 1)) -> np.ndarray:
+    """``array`` repeated ``factor`` times along both ``axes`` (nearest neighbour): crisp masks and pixels."""
+    if factor == 1:
+        return array
+    return np.repeat(np.repeat(array, factor, axis=axes[0]), factor, axis=axes[1])
+
+
+def text_size(height: int) -> int:
+    """Font size of legends and labels for a picture ``height`` pixels high."""
+    return int(np.clip(height // 22, 11, 20))
+
+
+def below(image: np.ndarray, strip: np.ndarray | None) -> np.ndarray:
+    """``image`` with ``strip`` (same width) under it; ``image`` itself when there is no strip."""
+    if strip is None:
+        return image
+    return np.concatenate([image, strip], axis=0)
+
+
+def _flow(items: list[tuple[int, object]], width: int, pad: int) -> list[list[tuple[int, object]]]:
+    """Break ``(item width, item)`` pairs into rows no wider than ``width`` (an item wider than it gets a row alone)."""
+    rows: list[list[tuple[int, object]]] = [[]]
+    used = pad
+    for w, item in items:
+        if rows[-1] and used + w + pad > width:
+            rows.append([])
+            used = pad
+        rows[-1].append((w, item))
+        used += w + 2 * pad
+    return rows
+
+
+def legend_strip(width: int, object_ids: Sequence[int], *, hidden: bool = True, size: int = 12) -> np.ndarray:
+    """The colour legend as a ``(h, width, 3) uint8`` strip to put below a picture.
+
+    One swatch per object (``object <id>`` in its :func:`object_color`) and, with
+    ``hidden``, the two styles (``visible (modal)`` filled, ``hidden (amodal only)``
+    hatched), laid out left to right in as many rows as ``width`` needs.
+    """
     from PIL import Image, ImageDraw
 
-    h, w = image.shape[:2]
-    size = int(np.clip(h // 28, 10, 20))  # font size scaled to the frame
-    pad, sw = size // 2, size
-    rows: list[tuple[str, tuple[int, int, int], bool]] = [(f"object {oid}", c, False) for oid, c in zip(ids, colors)]
-    if with_hidden:
-        rows += [("visible (modal)", (200, 200, 200), False), ("hidden (amodal only)", (200, 200, 200), True)]
+    size = int(size)
+    pad, sw = max(3, size // 2), size
     font = _font(size)
-    text_w = max(int(font.getlength(text)) for text, _, _ in rows)
-    box_w, box_h = pad * 3 + sw + text_w, pad + len(rows) * (size + pad)
-    if box_w > w - 4 or box_h > h - 4:
-        return image
-    corners = [(2, 2), (w - box_w - 2, 2), (2, h - box_h - 2), (w - box_w - 2, h - box_h - 2)]
-    x0, y0 = min(corners, key=lambda c: occupied[c[1] : c[1] + box_h, c[0] : c[0] + box_w].sum())
-    region = image[y0 : y0 + box_h, x0 : x0 + box_w].astype(np.float32)
-    image = image.copy()
-    image[y0 : y0 + box_h, x0 : x0 + box_w] = (0.35 * region + 0.65 * 20).astype(np.uint8)  # dark translucent box
-    for r, (_, color, hatched) in enumerate(rows):
-        y = y0 + pad + r * (size + pad)
-        image[y : y + sw, x0 + pad : x0 + pad + sw] = _swatch(sw, color, hatched)
-    canvas = Image.fromarray(image)
+    entries: list[tuple[str, tuple[int, int, int], bool]] = [
+        (f"object {oid}", object_color(oid), False) for oid in object_ids
+    ]
+    if hidden:
+        entries += [("visible (modal)", (200, 200, 200), False), ("hidden (amodal only)", (200, 200, 200), True)]
+    items = [(sw + pad + int(font.getlength(text)), entry) for entry in entries for text in [entry[0]]]
+    rows = _flow(items, width, pad)
+    row_h = size + pad
+    strip = np.empty((pad + len(rows) * row_h, width, 3), dtype=np.uint8)
+    strip[:] = STRIP_BACKGROUND
+    places = []
+    for r, row in enumerate(rows):
+        x, y = pad, pad + r * row_h
+        for w, (text, color, hatched) in row:
+            tile = _swatch(sw, color, hatched)[:, : max(0, min(sw, width - x))]
+            strip[y : y + sw, x : x + tile.shape[1]] = tile
+            places.append((x + sw + pad, y + sw // 2, text))
+            x += w + 2 * pad
+    canvas = Image.fromarray(strip)
     draw = ImageDraw.Draw(canvas)
-    for r, (text, _, _) in enumerate(rows):
-        y = y0 + pad + r * (size + pad) + size // 2
-        draw.text((x0 + 2 * pad + sw, y), text, fill=(245, 245, 245), font=font, anchor="lm")
+    for x, y, text in places:
+        draw.text((x, y), text, fill=(240, 240, 240), font=font, anchor="lm")
+    return np.asarray(canvas)
+
+
+def colorbar_strip(width: int, label: str | None = None, *, cmap: str = "inferno", size: int = 12) -> np.ndarray:
+    """A ``(h, width, 3) uint8`` strip with a colour bar from 0 to 1 and, below it, ``label``.
+
+    The bar spans the strip between a ``0`` and a ``1`` at its ends; ``label`` (what the
+    values mean) is wrapped onto as many lines as ``width`` needs.
+    """
+    from PIL import Image, ImageDraw
+
+    size = int(size)
+    pad = max(3, size // 2)
+    font = _font(size)
+    lines: list[str] = []
+    for word in (label or "").split():
+        if lines and font.getlength(lines[-1] + " " + word) <= width - 2 * pad:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    ends = int(max(font.getlength("0"), font.getlength("1"))) + pad
+    bar_h = max(6, size - 2)
+    strip = np.empty((pad + bar_h + pad + len(lines) * (size + pad // 2) + (pad if lines else 0), width, 3), np.uint8)
+    strip[:] = STRIP_BACKGROUND
+    x0, x1 = pad + ends, max(pad + ends + 2, width - pad - ends)
+    lut = _colormap(cmap)
+    ramp = lut[np.linspace(0, 255, x1 - x0).astype(np.intp)].astype(np.uint8)
+    strip[pad : pad + bar_h, x0:x1] = ramp[None]
+    canvas = Image.fromarray(strip)
+    draw = ImageDraw.Draw(canvas)
+    middle = pad + bar_h // 2
+    draw.text((x0 - pad // 2, middle), "0", fill=(240, 240, 240), font=font, anchor="rm")
+    draw.text((x1 + pad // 2, middle), "1", fill=(240, 240, 240), font=font, anchor="lm")
+    y = pad + bar_h + pad
+    for line in lines:
+        draw.text((width // 2, y), line, fill=(240, 240, 240), font=font, anchor="mt")
+        y += size + pad // 2
     return np.asarray(canvas)
 
 
@@ -263,20 +360,22 @@ def heatmap_frame(
     frame: np.ndarray,
     frequency: np.ndarray,
     *,
-    alpha: float = 0.75,  # opacity where frequency is 1; it fades linearly to 0 where frequency is 0
+    alpha: float = 0.75,  # opacity where the value is 1; it fades linearly to 0 where the value is 0
     cmap: str = "inferno",  # perceptually uniform, readable in gray print
-    colorbar: bool = True,  # a small 0..1 bar in the corner (frames at least 96 px high)
+    colorbar: bool = True,  # a 0..1 colour bar in a strip below the frame
+    label: str | None = None,  # what the values mean, written under the colour bar
 ) -> np.ndarray:
-    """Colour a per-pixel frequency (how often a pixel was in the mask) over a frame.
+    """Colour a per-pixel value in ``[0, 1]`` over a frame.
 
     Args:
         frame: ``(H, W, 3) uint8`` RGB.
-        frequency: ``(H, W) float`` in ``[0, 1]``, e.g. the mean of several
-            sampled binary masks: near 0.5 is uncertain.
+        frequency: ``(H, W) float`` in ``[0, 1]``, e.g. the share of samples
+            marking a pixel, or :func:`uncertainty` of it.
 
     Returns:
-        ``(H, W, 3) uint8``: the frame where the frequency is 0, the colour
-        map blended in proportion to the frequency elsewhere.
+        ``(H, W, 3) uint8``: the frame where the value is 0, the colour map
+        blended in proportion to the value elsewhere; with ``colorbar``,
+        ``(H + strip, W, 3)``: the colour bar and ``label`` below the frame.
     """
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
@@ -291,29 +390,46 @@ def heatmap_frame(
     weight = (alpha * frequency)[..., None]
     out = (1.0 - weight) * frame.astype(np.float32) + weight * colors
     image = np.clip(np.rint(out), 0, 255).astype(np.uint8)
-    h, w = image.shape[:2]
-    if colorbar and h >= 96:
-        bar_h, bar_w = max(8, h // 40), max(40, w // 6)
-        ramp = lut[np.linspace(0, 255, bar_w).astype(np.intp)].astype(np.uint8)
-        y0, x0 = h - bar_h - 6, w - bar_w - 6
-        image[y0 - 1 : y0 + bar_h + 1, x0 - 1 : x0 + bar_w + 1] = 255
-        image[y0 : y0 + bar_h, x0 : x0 + bar_w] = ramp[None]
-        image = _label_colorbar(image, x0, y0, bar_w, bar_h)
+    if colorbar:
+        image = below(image, colorbar_strip(image.shape[1], label, cmap=cmap, size=text_size(image.shape[0])))
     return image
 
 
-def _label_colorbar(image: np.ndarray, x0: int, y0: int, bar_w: int, bar_h: int) -> np.ndarray:
-    """Write ``0`` and ``1`` above the ends of the colour bar, white on a dark halo."""
-    from PIL import Image, ImageDraw
+UNCERTAINTY_LABEL = "uncertainty: 0 = samples agree, 1 = samples split evenly"
 
-    canvas = Image.fromarray(image)
-    draw = ImageDraw.Draw(canvas)
-    font = _font(max(10, 2 * bar_h))
-    for x, text in ((x0, "0"), (x0 + bar_w, "1")):
-        draw.text(
-            (x, y0 - 3), text, fill=(255, 255, 255), font=font, anchor="mb", stroke_width=2, stroke_fill=(0, 0, 0)
-        )
-    return np.asarray(canvas)
+
+def uncertainty(frequency: np.ndarray) -> np.ndarray:
+    """``4 f (1 - f)`` of the share ``f`` of samples marking each pixel: 0 where all agree, 1 at an even split.
+
+    ``frequency``: any shape, values in ``[0, 1]``; returns ``float32`` of the same shape in ``[0, 1]``.
+    """
+    f = np.asarray(frequency, dtype=np.float32)
+    return np.clip(4.0 * f * (1.0 - f), 0.0, 1.0)
+
+
+def uncertainty_frame(frame: np.ndarray, frequency: np.ndarray, *, colorbar: bool = True,
+                      cmap: str = "inferno") -> np.ndarray:
+    """The uncertainty of ``K`` objects' sampled masks over one frame, bright where the samples disagree.
+
+    Args:
+        frame: ``(H, W, 3) uint8`` RGB.
+        frequency: ``(K, H, W)`` (or ``(H, W)``) share of samples marking each pixel
+            as part of each object, in ``[0, 1]``.
+
+    Returns:
+        ``(H, W, 3) uint8`` (``(H + strip, W, 3)`` with ``colorbar``): the largest
+        :func:`uncertainty` over the objects as a heat map, the labelled colour bar below.
+    """
+    frequency = np.asarray(frequency, dtype=np.float32)
+    if not np.isfinite(frequency).all() or (frequency.size and (frequency.min() < 0 or frequency.max() > 1)):
+        raise InputError("frequency must hold finite values in [0, 1]")
+    if frequency.ndim == 3:
+        frequency = uncertainty(frequency).max(axis=0) if len(frequency) else np.zeros(frequency.shape[1:], np.float32)
+    elif frequency.ndim == 2:
+        frequency = uncertainty(frequency)
+    else:
+        raise InputError(f"frequency must be (K, H, W) or (H, W), got shape {frequency.shape}")
+    return heatmap_frame(frame, frequency, cmap=cmap, colorbar=colorbar, label=UNCERTAINTY_LABEL)
 
 
 def _resize(image: np.ndarray, max_width: int | None) -> np.ndarray:
@@ -333,6 +449,7 @@ def overlay_frames(
     panels: bool = False,
     max_width: int | None = None,
     legend: bool = True,
+    scale: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield one ``(H', W', 3) uint8`` overlay per frame of ``clip``, rendered as it is consumed.
 
@@ -344,7 +461,10 @@ def overlay_frames(
             of ``pred_amodal`` (or of the ground truth when there is no
             prediction), or ``amodal | ground truth`` when there are both.
         max_width: shrink wider frames to this width (aspect kept).
-        legend: draw the colour legend.
+        legend: one colour legend in a strip below the picture (never over it).
+        scale: enlarge frames and masks by this integer factor (nearest
+            neighbour) before drawing; ``None``: :func:`display_scale` of the
+            clip's height (2 for a 128-pixel-high clip, 1 from 256 pixels up).
     """
     if pred_amodal is not None:
         pred_amodal = np.asarray(pred_amodal)
@@ -353,18 +473,19 @@ def overlay_frames(
                 f"pred_amodal must have the clip's mask shape {clip.modal_masks.shape}, got {pred_amodal.shape}"
             )
         pred_amodal = pred_amodal.astype(bool, copy=False)
+    factor = display_scale(clip.size[0]) if scale is None else int(scale)
+    if factor < 1:
+        raise InputError(f"scale must be a positive integer, got {scale}")
     gt = clip.amodal_masks
     ids = clip.object_ids
-    # One legend corner for the whole clip: the one that any mask of any frame covers least.
-    avoid = clip.modal_masks.any(axis=(0, 1))
-    for extra in (pred_amodal, gt):
-        if extra is not None:
-            avoid = avoid | extra.any(axis=(0, 1))
+    with_hidden = pred_amodal is not None or gt is not None
+    strip = None
     for t in range(clip.num_frames):
-        frame, modal = clip.frames[t], clip.modal_masks[:, t]
+        frame, modal = enlarge(clip.frames[t], factor), enlarge(clip.modal_masks[:, t], factor, (1, 2))
 
         def draw(amodal):
-            return overlay_frame(frame, modal, amodal, object_ids=ids, legend=legend, legend_avoid=avoid)
+            amodal = None if amodal is None else enlarge(amodal, factor, (1, 2))
+            return overlay_frame(frame, modal, amodal, object_ids=ids, legend=False)
 
         if panels:
             views, labels = [frame, draw(None)], ["input", "modal"]
@@ -379,6 +500,10 @@ def overlay_frames(
             image = side_by_side([draw(pred_amodal[:, t]), draw(gt[:, t])], ["amodal", "ground truth"])
         else:
             image = draw(pred_amodal[:, t] if pred_amodal is not None else gt[:, t] if gt is not None else None)
+        if legend:
+            if strip is None:  # the same for every frame
+                strip = legend_strip(image.shape[1], ids, hidden=with_hidden, size=text_size(frame.shape[0]))
+            image = below(image, strip)
         yield _resize(image, max_width)
 
 
@@ -391,10 +516,12 @@ def render_overlay_video(
     fps: float | None = None,
     max_width: int | None = None,
     legend: bool = True,
+    scale: int | None = None,
+    progress: bool = True,
 ) -> Path:
     """Render the overlays of :func:`overlay_frames` straight into a ``.gif`` or video file.
 
-    Frames are drawn and encoded one at a time (a progress bar shows on a
+    Frames are drawn and encoded one at a time (with ``progress``, a bar shows on a
     terminal); the file appears only once complete. ``fps`` defaults to the
     clip's. Returns ``path``.
     """
@@ -402,9 +529,10 @@ def render_overlay_video(
 
     from amodal.data.io.writers import write_animation
 
-    frames = overlay_frames(clip, pred_amodal, panels=panels, max_width=max_width, legend=legend)
+    frames = overlay_frames(clip, pred_amodal, panels=panels, max_width=max_width, legend=legend, scale=scale)
     progress = tqdm(
-        frames, total=clip.num_frames, desc=f"writing {Path(path).name}", unit="frame", leave=False, disable=None
+        frames, total=clip.num_frames, desc=f"writing {Path(path).name}", unit="frame", leave=False,
+        disable=None if progress else True,
     )
     write_animation(path, progress, fps or clip.fps)
     return Path(path)
