@@ -130,6 +130,27 @@ def test_mask_kind_is_guessed(clip, tmp_path):
     labels.mkdir()
     (labels / "0.png").write_bytes(_png(np.array([[0, 1], [2, 1]]), palette=True))
     assert webapp.guess_mask_mode(labels) == "index"
+    # Gray label images with many ids, some bright: index (mid tones everywhere).
+    many = tmp_path / "many"
+    many.mkdir()
+    Image.fromarray(np.arange(0, 250, 10, dtype=np.uint8).reshape(5, 5).repeat(4, 0).repeat(4, 1)).save(many / "0.png")
+    assert webapp.guess_mask_mode(many) == "index"
+    # A one-object mask with soft edges over a hundred palette indices, as in the wild: luminance.
+    soft = tmp_path / "soft"
+    soft.mkdir()
+    yy, xx = np.mgrid[:160, :160]
+    radius = np.hypot(yy - 80, xx - 80)
+    gray = (np.clip(60.5 - radius, 0, 1) * 255).round().astype(np.uint8)  # a disc, its rim anti-aliased
+    assert len(np.unique(gray)) > 20
+    Image.fromarray(gray).quantize(100).save(soft / "0.png")
+    assert Image.open(soft / "0.png").mode == "P"
+    assert webapp.guess_mask_mode(soft) == "luminance"
+
+
+def test_the_real_clips_masks_read_as_one_object(shared_dir):
+    # The giraffe's masks use 100 palette indices (soft edges) with the object at index 0, white.
+    for name in ("giraffe", "horse", "birdcage"):
+        assert webapp.guess_mask_mode(shared_dir / "data/real_clips" / name / "masks") == "luminance", name
 
 
 # Bad uploads: one line each ---------------------------------------------------------------------

@@ -38,6 +38,7 @@ SEGMENTATION_MODELS = ("default", "default-regression", "default-boxes")  # bund
 COMPLETION_MODELS = ("default-completion", "default-completion-regression")  # bundled stage-2 models
 DEMO_EXAMPLE = "demo: bundled synthetic clip (5 objects)"
 MASK_MODES = ("auto", "index", "luminance")  # "auto" guesses from the mask images (guess_mask_mode)
+MASK_MID_TONE_SHARE = 0.05  # at most this share of mid tones among lit pixels reads as a one-object mask
 ZIP_ROOT = "amodal-run"  # the one folder every member of the download sits in
 
 
@@ -267,12 +268,14 @@ def _extract_zip(path: Path, into: Path, config: AppConfig) -> Path:
 
 
 def guess_mask_mode(folder: str | os.PathLike) -> str:
-    """``"luminance"`` for one-object masks (two values, the object bright), else ``"index"`` (label images).
+    """``"luminance"`` for one-object masks (the object bright, the rest dark), else ``"index"`` (label images).
 
     Palette PNGs from the wild may put the object at any palette index (the shared real clips put
-    it at 0), so two values with one of them bright read as a binary mask; more values, or dark
-    colours only (a DAVIS palette), read as object ids. Colour RGB masks read as luminance.
-    A folder of numbered object subfolders reads as luminance (its only layout).
+    it at 0) and may use a hundred indices for soft, anti-aliased edges; what tells them apart
+    from label images is their luminance: near black or near white almost everywhere, with some
+    pixel bright (> 128). Label images are dark (gray ids 1..K, or the DAVIS palette's dark
+    colours) or full of mid tones. Colour RGB masks read as luminance. A folder of numbered
+    object subfolders reads as luminance (its only layout).
     """
     from amodal.data.io.frames import IMAGE_SUFFIXES, open_image
 
@@ -280,7 +283,7 @@ def guess_mask_mode(folder: str | os.PathLike) -> str:
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         return "luminance"  # per-object subfolders, or nothing: the reader says what is wrong
-    values: set[int] = set()
+    lit = mid = 0  # pixels not near black; of those, mid tones (neither near black nor near white)
     bright = False
     for file in files:
         image = open_image(file)
@@ -288,10 +291,12 @@ def guess_mask_mode(folder: str | os.PathLike) -> str:
             rgb = np.asarray(image)[..., :3]
             if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
                 return "luminance"
-        raw = np.asarray(image)
-        values.update(int(v) for v in np.unique(raw[..., 0] if raw.ndim == 3 else raw))
-        bright = bright or bool((np.asarray(image.convert("L")) > 128).any())
-    return "luminance" if len(values) <= 2 and bright else "index"
+        gray = np.asarray(image.convert("L"))
+        lit += int((gray >= 32).sum())
+        mid += int(((gray >= 32) & (gray <= 223)).sum())
+        bright = bright or bool((gray > 128).any())
+    # Soft edges of a one-object mask are a thin rim: 0.2% of the lit pixels on the shared giraffe.
+    return "luminance" if bright and mid <= MASK_MID_TONE_SHARE * lit else "index"
 
 
 # Picking objects ---------------------------------------------------------------------------------
