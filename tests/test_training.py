@@ -377,3 +377,23 @@ def test_box_crop_pool_shows_each_object_through_its_boxes():
     assert np.isnan(boxed.depth[1]).any()  # the wide object's crop reaches past the frame: no depth there
     with pytest.raises(InputError, match="box_crop_margin"):
         DataConfig(box_crop_margin=-1)
+
+
+def test_false_fill_weight_lands_where_a_prior_claims_what_the_truth_leaves_out():
+    from amodal.training.data import Batch
+    from amodal.training.objective import pixel_weights
+
+    # A "walker": two legs with a gap between them; the convex hull fills the gap, the truth does not.
+    modal = torch.zeros(1, 2, 16, 16)
+    modal[..., 4:12, 3:6] = 1
+    modal[..., 4:12, 10:13] = 1
+    batch = Batch(modal, modal.clone(), torch.zeros_like(modal), torch.tensor([False]))
+    model = {"priors": ["convex"], "backbone": {"cond_channels": 4}}
+    plain = TrainConfig.from_dict({"model": model})
+    weighted = TrainConfig.from_dict({"model": model, "false_fill_weight": 2.0})
+    assert torch.equal(pixel_weights(batch, plain), torch.ones(1, 2, 1, 16, 16))
+    w = pixel_weights(batch, weighted)[0, 0, 0]
+    assert w[8, 8] == 3.0  # the gap: in the hull, not in the object
+    assert w[8, 4] == 1.0 and w[0, 0] == 1.0  # the object itself, and the background outside the hull
+    with pytest.raises(InputError):
+        TrainConfig.from_dict({"false_fill_weight": -1})

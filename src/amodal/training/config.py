@@ -144,6 +144,11 @@ class TrainConfig:
     # Extra loss weight on hidden pixels (amodal and not modal): they are a few
     # percent of the frame but the whole point of the task.
     hidden_weight: float = 0.0
+    # Extra loss weight on pixels a prior channel marks but the amodal truth leaves out: the gap
+    # between a walker's legs inside the convex hull, the trail of a moving object in the temporal
+    # union. There the hand-made priors mislead, and a model that trusts them adds area to objects
+    # nothing hides ("do no harm"). 0 = off.
+    false_fill_weight: float = 0.0
     # Steps between log lines (loss, lr) in log.jsonl.
     log_every: int = 10
     # Steps between checkpoints (resumable state), and how many to keep.
@@ -178,8 +183,8 @@ class TrainConfig:
             raise InputError("distill_from needs a diffusion model with parameterization 'logit'")
         if self.distill_guidance < 1.0:
             raise InputError(f"distill_guidance must be >= 1, got {self.distill_guidance}")
-        if self.lr <= 0 or self.p_std <= 0 or self.cond_noise < 0 or self.hidden_weight < 0:
-            raise InputError("lr and p_std must be > 0; cond_noise and hidden_weight must be >= 0")
+        if self.lr <= 0 or self.p_std <= 0 or self.cond_noise < 0 or self.hidden_weight < 0 or self.false_fill_weight < 0:
+            raise InputError("lr and p_std must be > 0; cond_noise, hidden_weight and false_fill_weight must be >= 0")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from amodal.diffusion import append_dims, sample_training_sigmas
 from amodal.diffusion.loss import loss_weight
 from amodal.segmentation.model import build_condition, null_condition
+from amodal.segmentation.priors import prior_masks
 from amodal.training.config import INFINITE_SIGMA, TrainConfig
 from amodal.training.data import Batch
 
@@ -39,10 +40,15 @@ def augment_condition(
     return cond
 
 
-def pixel_weights(batch: Batch, hidden_weight: float) -> torch.Tensor:
-    """``(B, T, 1, H, W)``: ``1 + hidden_weight`` on hidden pixels (amodal, not modal), 1 elsewhere."""
+def pixel_weights(batch: Batch, config: TrainConfig) -> torch.Tensor:
+    """``(B, T, 1, H, W)`` per-pixel loss weights: 1, plus ``hidden_weight`` on hidden pixels (amodal,
+    not modal), plus ``false_fill_weight`` where a prior channel marks a pixel the amodal truth leaves out."""
     hidden = batch.amodal * (1.0 - batch.modal)
-    return (1.0 + hidden_weight * hidden)[:, :, None]
+    weights = 1.0 + config.hidden_weight * hidden
+    if config.false_fill_weight > 0 and config.model.priors:
+        claimed = prior_masks(batch.modal, tuple(config.model.priors)).amax(dim=2)  # (B, T, H, W)
+        weights = weights + config.false_fill_weight * claimed * (1.0 - batch.amodal)
+    return weights[:, :, None]
 
 
 def _noised(batch: Batch, cond: torch.Tensor, config: TrainConfig, generator: torch.Generator, device):
@@ -56,7 +62,7 @@ def _noised(batch: Batch, cond: torch.Tensor, config: TrainConfig, generator: to
     if config.infinite_share > 0:
         sigma = torch.where(torch.rand(x0.shape[0], generator=generator) < config.infinite_share, INFINITE_SIGMA, sigma)
     noise = torch.randn(x0.shape, generator=generator)
-    weights = pixel_weights(batch, config.hidden_weight)
+    weights = pixel_weights(batch, config)
     x0, sigma, noise, cond, weights = (t.to(device) for t in (x0, sigma, noise, cond, weights))
     return x0, sigma, x0 + append_dims(sigma, x0.ndim) * noise, cond, weights
 
@@ -137,7 +143,7 @@ def regression_loss(model, batch: Batch, config: TrainConfig, generator: torch.G
     """
     device = next(model.parameters()).device
     cond = augment_condition(batch, config, generator, drop_condition=False)
-    weights = pixel_weights(batch, config.hidden_weight)[:, :, 0]
+    weights = pixel_weights(batch, config)[:, :, 0]
     cond, target, weights = cond.to(device), batch.amodal.to(device), weights.to(device)
     logits = model(cond).float()
     return (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * weights).mean()
