@@ -109,7 +109,7 @@ def read_clip(seg: SegmentRunConfig, source):
 
 def _run_into(config: TwoStageConfig, out: Path, final: Path) -> dict:
     from amodal.apps.complete import NotedCompletion, completion_pipeline, write_result
-    from amodal.apps.segment import DepthWriter, SegmentationWriter, _write_overlays, run_summary, segmentation_pipeline
+    from amodal.apps.segment import DepthWriter, SegmentationWriter, write_overlays, run_summary, segmentation_pipeline
     from amodal.util.fs import write_json
     from amodal.checkpoints.formats import OURS
     from amodal.checkpoints.registry import resolve
@@ -160,7 +160,7 @@ def _run_into(config: TwoStageConfig, out: Path, final: Path) -> dict:
     for t in range(clip.num_frames):
         writer.add(t, clip.modal_masks[:, t], result.amodal_masks[:, t], None if frequency is None else frequency[:, t])
     writer.finish((0, 0), padded=False)
-    _write_overlays(stage1, source, clip.object_ids, seg, samples > 1, (0, 0))
+    write_overlays(stage1, source, clip.object_ids, seg, samples > 1, (0, 0))
     write_modal_folders(clip, stage1 / "modal")
     depth_kind = "none" if result.depth is None else ("model" if depth_model is not None else "precomputed")
     stage1_summary = run_summary(seg, source, segmentation, writer.areas, (height, width), depth_kind, timings)

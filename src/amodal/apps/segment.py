@@ -229,7 +229,7 @@ def segment_video(config: SegmentRunConfig) -> dict:
         height, width = writer.finish(border, padded=bool(config.pipeline.pad))
 
         t0 = time.perf_counter()
-        _write_overlays(tmp, source, ids, config, samples > 1, border)
+        write_overlays(tmp, source, ids, config, samples > 1, border)
         timings["overlays"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - start
 
@@ -428,7 +428,7 @@ def _jsonable(value):
     return value
 
 
-def _write_overlays(tmp: Path, source, ids, config: SegmentRunConfig, with_uncertainty: bool, border) -> None:
+def write_overlays(tmp: Path, source, ids, config: SegmentRunConfig, with_uncertainty: bool, border) -> None:
     """Second pass over the frames: overlay video(s) and the uncertainty video, streamed from disk.
 
     Frames under 256 pixels high are enlarged by an integer factor first (nearest neighbour);

@@ -551,7 +551,7 @@ def write_outputs(folder: Path, clip: Clip, pipeline, segmentation, completion, 
     from amodal.apps.complete import write_result
     from amodal.apps.layers import write_layers
     from amodal.apps.run import write_modal_folders
-    from amodal.apps.segment import SegmentationWriter, SegmentRunConfig, _write_overlays, run_summary
+    from amodal.apps.segment import SegmentationWriter, SegmentRunConfig, write_overlays, run_summary
     from amodal.util.fs import write_json
 
     source = _ClipSource(clip)
@@ -567,7 +567,7 @@ def write_outputs(folder: Path, clip: Clip, pipeline, segmentation, completion, 
         frames=clip.source or "upload", masks="upload", out=str(stage1), model=settings.model, device=config.device,
         pipeline=pipeline.config,
     )
-    _write_overlays(stage1, source, clip.object_ids, run_config, settings.samples > 1, (0, 0))
+    write_overlays(stage1, source, clip.object_ids, run_config, settings.samples > 1, (0, 0))
     write_modal_folders(clip, stage1 / "modal")
     depth_kind = "precomputed" if clip.depth is not None else "none"
     stage1_summary = run_summary(run_config, source, pipeline, writer.areas, clip.size, depth_kind, timings)
