@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from amodal.clip import Clip
-from amodal.completion.pipeline import CompletionConfig, ContentCompletionPipeline, PipelineConfig
+from amodal.completion.pipeline import CompletionConfig, ContentCompletionPipeline, PipelineConfig, generation_with
 from amodal.errors import InputError
 
 
@@ -212,11 +212,7 @@ def completion_pipeline(
             raise InputError(f"{flags}: apply to official checkpoints; amodal's own run at their native size in float32")
         settings = dataclasses.replace(settings, steps=steps, guidance=guidance)
         return ContentCompletionPipeline(load_completer(model, device=device), settings)
-    generation = official.generation
-    if steps is not None:
-        generation = dataclasses.replace(generation, steps=steps)
-    if guidance is not None:
-        generation = dataclasses.replace(generation, min_guidance=guidance, max_guidance=guidance)
+    generation = generation_with(official.generation, steps, guidance)
     completer = load_completer(model, device=device, dtype=dtype, offload=offload, settings=generation,
                                height=height, width=width)
     return ContentCompletionPipeline(completer, settings, official=dataclasses.replace(official, generation=generation))

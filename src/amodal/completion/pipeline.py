@@ -367,11 +367,7 @@ class ContentCompletionPipeline:
             amodal_masks = clip.amodal_masks
         amodal_masks = check_amodal_masks(clip, object_masks(amodal_masks, "amodal_masks"))
         if self.is_official:
-            generation = self.official.generation
-            if cfg.steps is not None:
-                generation = dataclass_replace(generation, steps=cfg.steps)
-            if cfg.guidance is not None:
-                generation = dataclass_replace(generation, min_guidance=cfg.guidance, max_guidance=cfg.guidance)
+            generation = generation_with(self.official.generation, cfg.steps, cfg.guidance)
             runs = []
             for s in range(cfg.samples):
                 official = dataclass_replace(self.official, generation=generation, seed=cfg.seed + s)
@@ -406,6 +402,16 @@ class ContentCompletionPipeline:
             object_ids=clip.object_ids,
             timings={"total": time.perf_counter() - start},
         )
+
+
+def generation_with(generation: GenerationConfig, steps: int | None = None, guidance: float | None = None) -> GenerationConfig:
+    """An official checkpoint's sampler settings with ``steps`` and, given a ``guidance``, that constant
+    scale in place of the reference's per-frame ramp (``None``: keep the checkpoint's own)."""
+    if steps is not None:
+        generation = dataclass_replace(generation, steps=steps)
+    if guidance is not None:
+        generation = dataclass_replace(generation, min_guidance=guidance, max_guidance=guidance)
+    return generation
 
 
 def dataclass_replace(config, **changes):
