@@ -132,8 +132,9 @@ def test_the_recipes_are_the_bundled_models_without_runs_paths():
     from amodal.segmentation.model import read_segmenter_config
 
     def model_fields(model) -> dict:
-        # The best sampling settings are measured after training, not trained: the recipes may omit them.
-        return {k: v for k, v in model.to_dict().items() if not k.startswith("sampling_")}
+        # The best sampling settings (steps, guidance, sample levels) are measured after training, not
+        # trained: the recipes may omit them.
+        return {k: v for k, v in model.to_dict().items() if not k.startswith("sampling_") and k != "sample_levels"}
 
     for name, bundled in RECIPES.items():
         recipe = TrainConfig.from_json(CONFIGS / name)
@@ -185,8 +186,8 @@ def test_training_md_has_the_commands_of_the_config_readmes():
     assert curriculum <= training and completion <= training
     assert training <= curriculum | archive | completion
     # The two bundled models come out of the curriculum's last exports.
-    assert "export runs/regression-stage8 --out src/amodal/assets/weights/default-regression" in curriculum
-    assert "export runs/default-distill --out src/amodal/assets/weights/default --overwrite" in curriculum
+    assert "export runs/regression-stage8 --out src/amodal/assets/weights/default-regression --sample-levels stratified" in curriculum
+    assert "export runs/default-distill --out src/amodal/assets/weights/default --overwrite --sample-levels stratified" in curriculum
 
 
 def _flat(values: dict, prefix: str = "") -> dict:

@@ -503,3 +503,24 @@ def test_tao_amodal_with_its_own_amodal_boxes(amodal, tmp_path):
     for t, (x, y, w, h) in enumerate(boxes):
         px, py, pw, ph = predicted[f"(7, 'frame{t:04d}.jpg', '2')"]["diffvas_res_bbox"]
         assert px >= x - 1e-6 and py >= y - 1e-6 and px + pw <= x + w + 1e-6 and py + ph <= y + h + 1e-6
+
+
+def test_levels_reach_the_bundled_models_top_k(amodal, tmp_path):
+    """The bundled twin is deterministic: with its recorded stratified levels its three samples are
+    level sets (Top-3 at least Top-1, and above it somewhere); `--levels fixed` gives three copies."""
+    write_synthetic_split(tmp_path / "data", videos=3, frames=12)
+    got = {}
+    for levels in ("stratified", "fixed"):
+        out = tmp_path / levels
+        args = ["--dataset", "synthetic", "--data", tmp_path / "data", "--method", "default-regression",
+                "--samples", 3, "--out", out, "--quiet", "--no-plots"]
+        code, _, err = amodal(*args, *(["--levels", "fixed"] if levels == "fixed" else []))
+        assert code == 0, err
+        got[levels] = _metrics(out)
+    fixed, stratified = got["fixed"], got["stratified"]
+    assert stratified["miou"] == pytest.approx(fixed["miou"], abs=1e-9)  # Top-1 is the same reading
+    assert fixed["top_k"]["miou"] == pytest.approx(fixed["miou"], abs=1e-9)
+    assert stratified["top_k"]["miou"] > stratified["miou"]
+    code, _, err = amodal("--dataset", "synthetic", "--data", tmp_path / "data", "--method", "default",
+                          "--levels", "random", "--out", tmp_path / "bad", "--quiet")
+    assert code == 2 and "--levels" in err

@@ -282,3 +282,51 @@ def test_to_moves_the_model_and_refuses_a_device_this_machine_lacks():
         with pytest.raises(InputError, match="device cuda: this machine has") as error:
             pipe.to("cuda")
         assert "\n" not in str(error.value)
+
+
+class SoftSegmenter(FakeSegmenter):
+    """A one-step model whose soft output is a fixed ramp of probabilities; the noise does not move it."""
+
+    default_sample_levels = "stratified"
+
+    def sample(self, modal, depth, *, steps, guidance, generator):
+        self.calls.append((tuple(modal.shape), depth is not None))
+        ramp = torch.linspace(0.0, 1.0, self.width).expand(*modal.shape)
+        return torch.maximum(ramp, modal)
+
+
+def test_sample_levels_fixed_stratified_and_their_frequency():
+    from amodal.segmentation.pipeline import sample_levels
+
+    np.testing.assert_array_equal(sample_levels("fixed", 0.5, 4, 3, seed=0), np.full((4, 3), 0.5, np.float32))
+    levels = sample_levels("stratified", 0.5, 5, 1000, seed=0)
+    assert levels.shape == (5, 1000) and (levels[0] == 0.5).all()
+    for s in range(1, 5):  # one level in each quarter of (0, 1)
+        assert ((s - 1) / 4 <= levels[s]).all() and (levels[s] <= s / 4).all()
+    np.testing.assert_array_equal(levels, sample_levels("stratified", 0.5, 5, 1000, seed=0))
+    assert not np.array_equal(levels, sample_levels("stratified", 0.5, 5, 1000, seed=1))
+    # A pixel of probability p is in a further sample with probability p.
+    p = np.array([0.1, 0.3, 0.6, 0.9])
+    hits = (p[None, None] > levels[1:, :, None]).mean((0, 1))
+    np.testing.assert_allclose(hits, p, atol=0.03)
+    with pytest.raises(InputError, match="sample levels"):
+        sample_levels("random", 0.5, 2, 1, seed=0)
+
+
+def test_stratified_levels_make_a_one_step_model_give_distinct_hypotheses():
+    clip = make_clip(t=8)
+    one = run(clip, SoftSegmenter())
+    out = AmodalSegmentationPipeline(SoftSegmenter(), SegmentationConfig(progress=False, samples=3, seed=3))(
+        clip, return_samples=True)
+    np.testing.assert_array_equal(out.samples[0], one.amodal_masks)  # Top-1 is the single-sample reading
+    area = out.samples.sum((1, 2, 3, 4))
+    assert area[1] > area[0] > area[2]  # a generous and a tight hypothesis around it
+    assert (out.samples & ~clip.modal_masks[None]).any() and (out.samples >= clip.modal_masks[None]).all()
+    u = out.frequency[(out.frequency > 0) & (out.frequency < 1)]
+    assert u.size  # the uncertainty map marks the ambiguous columns
+    # The model's own mode is the default; fixed levels give identical copies of a model the noise does not move.
+    fixed = AmodalSegmentationPipeline(SoftSegmenter(), SegmentationConfig(progress=False, samples=3, levels="fixed"))(
+        clip, return_samples=True)
+    assert all(np.array_equal(fixed.samples[0], s) for s in fixed.samples)
+    with pytest.raises(InputError, match="--levels"):
+        SegmentationConfig(levels="random")

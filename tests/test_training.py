@@ -13,6 +13,7 @@ from amodal.training import TrainConfig, export_checkpoint, train_segmentation
 from amodal.training.checkpoint import list_checkpoints
 from amodal.training.data import WindowSampler, open_pool
 from amodal.training.loop import learning_rate_factor, validation_scores
+from amodal.segmentation.model import SegmenterConfig
 
 from tiny import randomize
 
@@ -351,6 +352,12 @@ def test_export_records_a_measured_sampling_setting(tiny_world, tmp_path):
     twin = tmp_path / "twin"
     train_segmentation(TrainConfig.from_dict(tiny_config(tiny_world, model={"objective": "regression"}, steps=2, checkpoint_every=2)), twin, progress=False)
     assert main(["train", "export", str(twin), "--out", str(tmp_path / "m3"), "--sampling-steps", "1"]) == 2
+    # How samples are thresholded is recorded for either objective (a one-step twin's samples differ only by it).
+    assert load_segmenter(tmp_path / "m").default_sample_levels == "fixed"
+    assert main(["train", "export", str(twin), "--out", str(tmp_path / "m4"), "--sample-levels", "stratified"]) == 0
+    assert load_segmenter(tmp_path / "m4").default_sample_levels == "stratified"
+    with pytest.raises(InputError, match="sample_levels"):
+        SegmenterConfig(sample_levels="random")
 
 
 def test_box_crop_pool_shows_each_object_through_its_boxes():

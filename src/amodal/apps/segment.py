@@ -265,7 +265,7 @@ def segmentation_pipeline(config: SegmentRunConfig, source, timings: dict) -> Am
 def model_info(segmenter) -> dict:
     """What a stage-1 model is, for ``summary.json``: its geometry and own settings, and its config when it has one."""
     info = {key: getattr(segmenter, key) for key in ("num_frames", "height", "width", "uses_depth", "default_steps",
-                                                    "default_guidance") if hasattr(segmenter, key)}
+                                                    "default_guidance", "default_sample_levels") if hasattr(segmenter, key)}
     if hasattr(segmenter, "default_box_mode"):
         info["default_box_mode"] = segmenter.default_box_mode
     config = getattr(segmenter, "config", None)

@@ -35,7 +35,7 @@ EXAMPLE = """\
 
 def register(subparsers) -> None:
     from amodal.cli import add_command, add_overwrite
-    from amodal.cli.flags import add_progress
+    from amodal.cli.flags import add_levels, add_progress
     from amodal.data.datasets import DATASET_KINDS
 
     parser = add_command(
@@ -107,6 +107,7 @@ def register(subparsers) -> None:
         "--samples", type=int, default=1, help="hypotheses per object for generative methods; Top-k uses k = SAMPLES"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of generative methods")
+    add_levels(parser)
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's own best, from its config; 25 is the paper's)")
     parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's own best, from its config; 1.5 is the paper's)")
     parser.add_argument("--no-propagate", action="store_true",
@@ -142,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         methods=tuple(args.method),
         samples=args.samples,
         seed=args.seed,
+        levels=args.levels,
         steps=args.steps,
         guidance=args.guidance,
         propagate=not args.no_propagate,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from amodal.cli import add_command, add_overwrite
-from amodal.cli.flags import add_legend, add_progress, add_resolution, add_video, resolution_of, video_of
+from amodal.cli.flags import add_legend, add_levels, add_progress, add_resolution, add_video, resolution_of, video_of
 
 EXAMPLE = """\
   amodal run --frames clips/horse/rgbs --masks clips/horse/masks --out runs/horse
@@ -48,6 +48,7 @@ def register(subparsers) -> None:
     p.add_argument("--samples", type=int, default=1,
                    help="hypotheses per object in both stages: >1 writes stage 1's uncertainty outputs and stage 2's spread/ (sample 0 is the one written)")
     p.add_argument("--seed", type=int, default=0, help="seed of both stages")
+    add_levels(p)
     p.add_argument("--no-propagate", action="store_true",
                    help="stage 2 (ours) paints every hidden pixel, instead of first carrying those that other frames show")
     p.add_argument("--window", type=int, help="stage-1 frames per model call (default: native)")
@@ -81,7 +82,7 @@ def run(args) -> int:
         no_depth=args.no_depth, model=args.segmentation_model, device=args.device, dtype=args.dtype,
         resolution=resolution, fps=args.fps, legend=not args.no_legend, save_depth=args.save_depth,
         pipeline=SegmentationConfig(steps=args.steps, guidance=args.guidance, samples=args.samples, seed=args.seed,
-                                    window=args.window, overlap=args.overlap, blend=args.blend, pad=args.pad,
+                                    levels=args.levels, window=args.window, overlap=args.overlap, blend=args.blend, pad=args.pad,
                                     batch_size=args.batch_size, progress=not args.quiet),
     )
     height, width = resolution if resolution is not None else (None, None)

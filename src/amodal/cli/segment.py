@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from amodal.cli import add_command, add_overwrite
-from amodal.cli.flags import add_legend, add_progress, add_resolution, add_video, resolution_of, video_of
+from amodal.cli.flags import add_legend, add_levels, add_progress, add_resolution, add_video, resolution_of, video_of
 
 EXAMPLE = """\
   amodal segment --frames clips/horse/rgbs --masks clips/horse/masks --out runs/horse
@@ -40,6 +40,7 @@ def register(subparsers) -> None:
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's own best, from its config; 1.5 is the paper's)")
     p.add_argument("--samples", type=int, default=1, help="hypotheses per object; >1 writes an uncertainty video")
     p.add_argument("--seed", type=int, default=0, help="random seed of the initial noise")
+    add_levels(p)
     add_resolution(p, "model canvas HxW (default: the model's native size)")
     p.add_argument("--window", type=int, help="frames per model call (default: the model's native length)")
     p.add_argument("--overlap", type=int, default=4, help="frames shared by consecutive windows")
@@ -81,7 +82,7 @@ def run(args) -> int:
         legend=not args.no_legend,
         save_depth=args.save_depth,
         pipeline=SegmentationConfig(
-            steps=args.steps, guidance=args.guidance, samples=args.samples, seed=args.seed, window=args.window,
+            steps=args.steps, guidance=args.guidance, samples=args.samples, seed=args.seed, levels=args.levels, window=args.window,
             overlap=args.overlap, blend=args.blend, pad=args.pad, batch_size=args.batch_size,
             box_mode=args.box_mode, box_margin=args.box_margin, progress=not args.quiet,
         ),

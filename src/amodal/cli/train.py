@@ -99,6 +99,9 @@ def register(subparsers) -> None:
                         help="diffusion models: record G as the model's default guidance (default: the run's config)")
     export.add_argument("--box-mode", choices=("clip", "crop"), default=None,
                         help="stage 1: record how the model is best given amodal boxes, crop for one trained on box crops (default: the run's config)")
+    export.add_argument("--sample-levels", choices=("fixed", "stratified"), default=None,
+                        help="stage 1: record how the model's samples are thresholded, stratified for a one-step model "
+                             "whose samples would otherwise agree (default: the run's config)")
     export.set_defaults(func=_export)
 
 
@@ -190,6 +193,10 @@ def _export(args) -> int:
     if run_config.is_file() and is_svd_config(json.loads(run_config.read_text())):
         from amodal.training.svd import export_svd_run
 
+        if args.sample_levels is not None:
+            from amodal.errors import InputError
+
+            raise InputError("--sample-levels is for our stage-1 models; svd exports keep the reference's sampling")
         if args.sampling_steps is not None or args.sampling_guidance is not None or args.box_mode is not None:
             from amodal.errors import InputError
 
@@ -200,12 +207,14 @@ def _export(args) -> int:
     if output_command(Path(args.run)) == "train completion":
         from amodal.training.completion import export_completion
 
-        if args.box_mode is not None:
+        if args.box_mode is not None or args.sample_levels is not None:
             from amodal.errors import InputError
 
-            raise InputError("--box-mode is for stage-1 models; a completion model takes no boxes")
+            flag = "--box-mode" if args.box_mode is not None else "--sample-levels"
+            raise InputError(f"{flag} is for stage-1 models; pass it when exporting a `train segmentation` run")
         out = export_completion(args.run, args.out, args.checkpoint, args.sampling_steps, args.sampling_guidance)
     else:
-        out = export_checkpoint(args.run, args.out, args.checkpoint, args.sampling_steps, args.sampling_guidance, args.box_mode)
+        out = export_checkpoint(args.run, args.out, args.checkpoint, args.sampling_steps, args.sampling_guidance,
+                                args.box_mode, args.sample_levels)
     print(f"exported {out}")
     return 0

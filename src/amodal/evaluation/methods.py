@@ -69,6 +69,7 @@ class MethodOptions:
     use_depth: bool = True  # False runs learned models mask-only even when the clip has depth
     box_mode: str | None = None  # how learned models use amodal boxes when evaluation gives them (SegmentationConfig)
     box_margin: float = 0.25
+    levels: str | None = None  # how samples are thresholded (SegmentationConfig.levels); None = the model's own
 
 
 MethodFactory = Callable[[MethodOptions], Method]
@@ -124,6 +125,7 @@ def model_method(name_or_path: str, options: MethodOptions) -> Method:
         seed=options.seed,
         use_depth=options.use_depth,
         box_mode=options.box_mode,
+        levels=options.levels,
         box_margin=options.box_margin,
         progress=False,
     )

@@ -52,6 +52,7 @@ class EvalConfig:
     methods: tuple[str, ...] = ()  # methods to run, one report row each
     samples: int = 1  # hypotheses per object asked of generative methods; Top-k uses k = samples
     seed: int = 0  # seeds generative methods, so a run repeats exactly
+    levels: str | None = None  # how stage-1 samples are thresholded (SegmentationConfig.levels); None = each model's own
     steps: int | None = None  # denoising steps of diffusion models; None = each model's own best
     guidance: float | None = None  # classifier-free guidance scale of diffusion models; None = each model's own
     use_depth: bool = True  # False: learned models run mask-only even when the data has depth
@@ -135,7 +136,7 @@ def _progress(indices, shard: Shard, config: EvalConfig, what: str):
 def _run_methods(config: EvalConfig, index, indices, shard: Shard) -> dict:
     options = MethodOptions(
         samples=config.samples, seed=config.seed, steps=config.steps, guidance=config.guidance, use_depth=config.use_depth,
-        box_mode=config.box_mode, box_margin=config.box_margin,
+        box_mode=config.box_mode, box_margin=config.box_margin, levels=config.levels,
     )
     methods = {name: get_method(name, options) for name in config.methods}
     tables = {name: [] for name in methods}

@@ -41,6 +41,7 @@ from amodal.checkpoints.safetensors import load_state_strict, read_safetensors
 from amodal.errors import CheckpointError, InputError
 from amodal.backbones.lite import LiteConfig, LiteUNet
 from amodal.segmentation.priors import PRIORS, prior_masks
+from amodal.segmentation.protocol import SAMPLE_LEVELS
 
 FORMAT = SEGMENTER_FORMAT  # the ``format`` key of config.json, to tell our folders from others
 
@@ -91,11 +92,22 @@ class SegmenterConfig:
     # measurements say better (docs/results.md); one-step regression models ignore both.
     sampling_steps: int = 25
     sampling_guidance: float = 1.5
+    # What makes samples differ, one of SAMPLE_LEVELS (segmentation/pipeline.py, sample_levels):
+    # "fixed" thresholds every sample at `threshold`, so only the initial noise separates them;
+    # "stratified" thresholds the first sample there and each further one at its own level drawn
+    # from a stratum of (0, 1), so a model whose one step gives P(amodal) per pixel (the noise
+    # barely moves it) still yields hypotheses from tight to generous, and their frequency
+    # estimates that probability. Measured in docs/results.md.
+    sample_levels: str = "fixed"
     # How the model is best given amodal boxes (segmentation/boxes.py): "clip" (the whole frame,
     # output cut to the boxes) unless it was trained on box crops ("crop"); recorded at export.
     box_mode: str = "clip"
 
     def __post_init__(self) -> None:
+        if self.sample_levels not in SAMPLE_LEVELS:
+            raise InputError(
+                f"segmenter config: sample_levels must be one of {list(SAMPLE_LEVELS)}, got {self.sample_levels!r}"
+            )
         if self.box_mode not in ("clip", "crop"):
             raise InputError(f"segmenter config: box_mode must be 'clip' or 'crop', got {self.box_mode!r}")
         if self.objective not in OBJECTIVES:
@@ -224,6 +236,10 @@ class _SegmenterBase(nn.Module):
     @property
     def default_guidance(self) -> float:
         return self.config.sampling_guidance
+
+    @property
+    def default_sample_levels(self) -> str:
+        return self.config.sample_levels
 
     @property
     def default_box_mode(self) -> str:

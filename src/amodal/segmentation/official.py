@@ -31,6 +31,7 @@ class OfficialSegmenter(OfficialStage):
 
     uses_depth = True  # the official model was trained with depth and needs it
     threshold = MASK_THRESHOLD
+    default_sample_levels = "fixed"  # the reference's: samples differ by their initial noise only
 
     def _conditions(self, modal: torch.Tensor, depth: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         if modal.ndim != 4:

@@ -26,10 +26,32 @@ from amodal.data.geometry import Letterbox, crop_border, from_model, letterbox, 
 from amodal.data.windows import StreamingPlan
 from amodal.depth.normalize import normalize_depth
 from amodal.segmentation import boxes as box_prior
-from amodal.segmentation.protocol import AmodalSegmenter
+from amodal.segmentation.protocol import SAMPLE_LEVELS, AmodalSegmenter
 from amodal.util.pipelines import call_seed, check_call_settings, place
 
 BLEND_MODES = ("average", "ramp")
+
+
+def sample_levels(mode: str, threshold: float, num_samples: int, num_objects: int, seed: int) -> np.ndarray:
+    """The level each sample's soft mask is thresholded at: ``(S, K) float32``.
+
+    ``"fixed"``: every sample at ``threshold``. ``"stratified"``: sample 0 at
+    ``threshold`` (so Top-1 is the fixed reading); samples ``1 .. S-1`` split
+    ``(0, 1)`` into ``S - 1`` equal strata and draw one uniform level in theirs,
+    independently per object, from ``seed``. A pixel of soft value ``p`` is then in
+    a random further sample with probability ``p``: the samples' frequency
+    estimates the model's per-pixel probability, and each sample is a level set of
+    it (coherent over space and time, since one level serves the whole video).
+    """
+    levels = np.full((num_samples, num_objects), threshold, dtype=np.float32)
+    if mode == "fixed" or num_samples == 1:
+        return levels
+    if mode != "stratified":
+        raise InputError(f"sample levels must be one of {SAMPLE_LEVELS}, got {mode!r}")
+    strata = num_samples - 1
+    draws = np.random.default_rng([seed, 0x5A3B1E]).random((strata, num_objects))
+    levels[1:] = (np.arange(strata)[:, None] + draws) / strata
+    return levels.clip(1e-3, 1 - 1e-3)
 
 
 @dataclass(frozen=True)
@@ -55,6 +77,9 @@ class SegmentationConfig:
     # Measured in docs/applications.md.
     box_mode: str | None = None
     box_margin: float = 0.25  # context around the window's union box, a fraction of its size per side ("crop")
+    # How samples are thresholded: "fixed" or "stratified" (see sample_levels); None = the model's own
+    # (its config's sample_levels).
+    levels: str | None = None
     progress: bool = True  # tqdm bar per window
 
     def __post_init__(self):
@@ -70,6 +95,8 @@ class SegmentationConfig:
             raise InputError(f"--window must be >= 1, got {self.window}")
         if self.overlap < 0:
             raise InputError(f"--overlap must be >= 0, got {self.overlap}")
+        if self.levels is not None and self.levels not in SAMPLE_LEVELS:
+            raise InputError(f"--levels must be one of {SAMPLE_LEVELS}, got {self.levels!r}")
         if self.blend not in BLEND_MODES:
             raise InputError(f"--blend must be one of {BLEND_MODES}, got {self.blend!r}")
         if self.pad < 0:
@@ -421,6 +448,9 @@ class AmodalSegmentationPipeline:
             wsum[idx] = wsum.get(idx, 0.0) + w
         self.last_timings["postprocess"] += time.perf_counter() - t0
 
+    def _levels(self, cfg: SegmentationConfig) -> str:
+        return cfg.levels if cfg.levels is not None else getattr(self.segmenter, "default_sample_levels", "fixed")
+
     def _regions(self, cfg: SegmentationConfig, window_boxes: np.ndarray, box: Letterbox) -> list:
         """Per object, the crop its window is seen through, in padded-frame pixels (segmentation/boxes.py)."""
         canvas = self._canvas()
@@ -472,7 +502,8 @@ class AmodalSegmentationPipeline:
         soft = acc / wsum if cropped else from_model(acc / wsum, box)  # (S, K, Hp, Wp)
         if not cfg.pad:
             soft = crop_border(soft, box)
-        binary = soft > float(self.segmenter.threshold)
+        levels = sample_levels(self._levels(cfg), float(self.segmenter.threshold), *soft.shape[:2], cfg.seed)
+        binary = soft > torch.from_numpy(levels)[:, :, None, None]
         if frame_boxes is not None:  # never outside the box
             border = box.border if cfg.pad else (0, 0)
             binary &= torch.from_numpy(box_prior.rasterize(frame_boxes, tuple(binary.shape[-2:]), border))[None]

@@ -6,6 +6,9 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+# How a model's samples are thresholded (amodal.segmentation.pipeline.sample_levels).
+SAMPLE_LEVELS = ("fixed", "stratified")
+
 
 @runtime_checkable
 class AmodalSegmenter(Protocol):
@@ -24,6 +27,9 @@ class AmodalSegmenter(Protocol):
     # records them in its config (measured for ours, the reference's for official checkpoints).
     default_steps: int  # denoising steps (one-step models ignore steps)
     default_guidance: float  # classifier-free guidance scale (1 runs the conditional branch only)
+    # "fixed" (every sample thresholded at `threshold`) or "stratified" (further samples at their
+    # own levels; amodal.segmentation.pipeline.sample_levels).
+    default_sample_levels: str
 
     def sample(
         self,

@@ -99,8 +99,10 @@ def initial_state(path: str | Path, config: SegmenterConfig) -> dict[str, torch.
         ) from None
 
 
-def with_sampling(model_config, steps: int | None, guidance: float | None, box_mode: str | None = None):
-    """``model_config`` with its default sampling steps, guidance and box mode replaced where given (validated again)."""
+def with_sampling(model_config, steps: int | None, guidance: float | None, box_mode: str | None = None,
+                  sample_levels: str | None = None):
+    """``model_config`` with its default sampling steps, guidance, box mode and sample levels replaced where given
+    (validated again)."""
     changes = {k: v for k, v in (("sampling_steps", steps), ("sampling_guidance", guidance)) if v is not None}
     if changes and model_config.objective != "diffusion":
         raise InputError("--sampling-steps and --sampling-guidance are for diffusion models; a one-step model has neither")
@@ -110,6 +112,8 @@ def with_sampling(model_config, steps: int | None, guidance: float | None, box_m
         raise InputError(f"--sampling-guidance must be >= 0, got {guidance}")
     if box_mode is not None:
         changes["box_mode"] = box_mode
+    if sample_levels is not None:
+        changes["sample_levels"] = sample_levels
     return dataclasses.replace(model_config, **changes) if changes else model_config
 
 
@@ -433,6 +437,7 @@ def export_checkpoint(
     sampling_steps: int | None = None,  # record a measured best setting in the model's config; None = the run's
     sampling_guidance: float | None = None,
     box_mode: str | None = None,  # record how the model is best given amodal boxes; None = the run's
+    sample_levels: str | None = None,  # record how the model's samples are thresholded; None = the run's
 ) -> Path:
     """Export the EMA weights of a run's newest (or the given) checkpoint as a model folder."""
     run_dir = Path(run_dir)
@@ -445,5 +450,6 @@ def export_checkpoint(
     state = read_safetensors(Path(checkpoint) / "ema.safetensors", fix="pick another checkpoint with --checkpoint")
     model = build_segmenter(config.model)
     load_state_strict(model.backbone, state, str(Path(checkpoint) / "ema.safetensors"))
-    save_segmenter(out, with_sampling(config.model, sampling_steps, sampling_guidance, box_mode), model.backbone.state_dict())
+    model_config = with_sampling(config.model, sampling_steps, sampling_guidance, box_mode, sample_levels)
+    save_segmenter(out, model_config, model.backbone.state_dict())
     return Path(out)
