@@ -17,6 +17,8 @@ import sys
 import types
 from pathlib import Path
 
+import math
+
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,11 +31,11 @@ HELP = {
     "bench_official.py step": ["--height", "--width", "--frames", "--steps", "--no-warmup"],
     "completion_steps.py": ["--config", "--model", "--steps", "--guidance", "--samples", "--cache", "--json"],
     "completion_noise_levels.py": ["--config", "--model", "--twin", "--cache", "--sigmas", "--guidance", "--json"],
-    "completion_propagation.py": ["--data", "--split", "--limit", "--json"],
+    "completion_propagation.py": ["--data", "--split", "--limit", "--time", "--model", "--threads", "--json"],
     "compose_synthetic.py": ["--scenes", "--frames", "--size", "--shift", "--threads", "--json"],
     "bench_synth.py": ["--clips", "--seed", "--config", "--write", "--workers"],
     "noise_levels.py": ["--config", "--model", "--sigmas", "--seed", "--threads", "--cache", "--json"],
-    "sampling_drift.py": ["--config", "--model", "--steps", "--guidance", "--sigma-min", "--samples", "--seed", "--threads", "--cache", "--json"],
+    "sampling_drift.py": ["--config", "--model", "--steps", "--guidance", "--sigma-min", "--samples", "--levels", "--seed", "--threads", "--cache", "--json"],
     "stage1.py": [
         "--data", "--split", "--limit", "--model", "--regression", "--steps", "--guidance", "--samples",
         "--vote", "--only", "--seed", "--threads", "--out",
@@ -246,3 +248,12 @@ def test_gpu_check_dry_run_on_the_tiny_architecture(tmp_path):
     train = [r for r in records if r["part"] == "train"]
     assert {r["gradient_checkpointing"] for r in train} == {False, True}
     assert all(0 < r["trainable_params"] < r["params"] for r in train)
+
+
+def test_sampling_drift_auroc_counts_ties_half(scripts):
+    auroc = scripts["sampling_drift.py"].auroc
+    assert auroc([0, 1, 2, 3], [0, 0, 1, 1]) == 1.0
+    assert auroc([3, 2, 1, 0], [0, 0, 1, 1]) == 0.0
+    assert auroc([0, 0, 0, 0], [0, 1, 0, 1]) == 0.5
+    assert auroc([0, 1, 1, 2], [0, 1, 0, 1]) == 0.875  # pairs: 1>0, 1=1 (half), 2>0, 2>1
+    assert math.isnan(auroc([1, 2], [1, 1]))

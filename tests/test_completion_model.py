@@ -239,6 +239,44 @@ def test_the_pipeline_propagates_what_other_frames_show_and_the_model_sees_it():
     assert rest.any() and not np.array_equal(on.rgb[rest], off.rgb[rest])
 
 
+def test_object_windows_with_nothing_left_to_paint_are_not_run_and_change_nothing():
+    """With propagation, an object-window whose amodal pixels are all known is skipped; the other
+    windows get the noise they would get anyway, so every pixel the model paints is unchanged."""
+    from amodal.completion.baselines import propagate
+    from amodal.completion.pipeline import complete_crops
+
+    clip = tiny_clip(frames=12)
+    model = build_completer(tiny_config()).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0.0, 0.2)
+    pixels, known = propagate(clip, clip.amodal_masks)
+    hidden = (clip.amodal_masks & ~clip.modal_masks).sum((1, 2, 3))
+    assert len(hidden) > 1 and hidden.max() > 0
+    first, other = int(np.argmin(hidden)), int(np.argmax(hidden))
+    known[first] |= clip.amodal_masks[first]  # nothing of this object is left to paint
+    known[other] = clip.modal_masks[other]  # nothing of this one was propagated
+    rows = []
+    original = model.samples
+
+    def counting(modal_rgb, *args, **kwargs):
+        rows.append(len(modal_rgb))
+        return original(modal_rgb, *args, **kwargs)
+
+    model.samples = counting
+    kwargs = dict(steps=2, guidance=1.5, num_samples=2, seed=5, batch_size=4, progress=False, known=(pixels, known))
+    skipped = complete_crops(model, clip, clip.amodal_masks, **kwargs)
+    ran = sum(rows)
+    rows.clear()
+    everything = complete_crops(model, clip, clip.amodal_masks, paint_known=True, **kwargs)
+    assert ran < sum(rows)
+    painted = clip.amodal_masks & ~known
+    assert painted.any()
+    for s in range(2):
+        assert np.array_equal(skipped[s][painted], everything[s][painted])
+    assert (skipped[:, first] == 255).all()  # never run
+
+
 def test_the_pipeline_refuses_masks_that_do_not_fit():
     clip = tiny_clip()
     pipe = ContentCompletionPipeline(build_completer(tiny_config("regression")).eval(), PipelineConfig(progress=False))

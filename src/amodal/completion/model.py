@@ -191,6 +191,7 @@ class DiffusionCompleter(_CompleterBase):
         guidance: float | None = None,  # CFG scale (1 disables the unconditional branch); None = sampling_guidance
         generator: torch.Generator | None = None,
         sampler: str = "euler",  # a key of amodal.diffusion.SAMPLERS
+        noise: torch.Tensor | None = None,  # the unit initial noise, (B * num_samples, T, 3, H, W); None = drawn from generator
     ) -> torch.Tensor:
         """Draw ``num_samples`` appearances per input, one initial noise each.
 
@@ -206,7 +207,11 @@ class DiffusionCompleter(_CompleterBase):
         cond = build_condition(modal_rgb.float(), amodal.float(), modal.float()).to(device)
         cond = cond.repeat_interleave(num_samples, dim=0)  # (B*S, T, 5, H, W)
         sigmas = karras_sigmas(steps, self.config.sigma_min, self.config.sigma_max, device=device)
-        noise = torch.randn((b * num_samples, t, 3, h, w), generator=generator, dtype=torch.float32)
+        shape = (b * num_samples, t, 3, h, w)
+        if noise is None:
+            noise = torch.randn(shape, generator=generator, dtype=torch.float32)
+        elif tuple(noise.shape) != shape:
+            raise InputError(f"noise must be {shape} (inputs times samples first), got {tuple(noise.shape)}")
         denoiser = CFGDenoiser(self, {"cond": cond}, {"cond": torch.zeros_like(cond)}, guidance)
         x0 = SAMPLERS[sampler](denoiser, noise.to(device) * sigmas[0], sigmas)
         return ((x0 + 1.0) / 2.0).clamp(0.0, 1.0).reshape(b, num_samples, t, 3, h, w).float()
@@ -233,8 +238,9 @@ class RegressionCompleter(_CompleterBase):
 
     @torch.no_grad()
     def samples(self, modal_rgb, amodal, modal, num_samples: int = 1, *, steps=None, guidance=None, generator=None,
-                sampler: str = "euler") -> torch.Tensor:
-        """As :meth:`DiffusionCompleter.samples` (``steps``, ``guidance``, ``generator`` are ignored): identical copies."""
+                sampler: str = "euler", noise=None) -> torch.Tensor:
+        """As :meth:`DiffusionCompleter.samples` (``steps``, ``guidance``, ``generator``, ``noise`` are ignored):
+        identical copies."""
         _check_inputs(self.config, modal_rgb, amodal, modal)
         cond = build_condition(modal_rgb.float(), amodal.float(), modal.float()).to(self.device)
         out = ((self(cond) + 1.0) / 2.0).clamp(0.0, 1.0).float()

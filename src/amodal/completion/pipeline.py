@@ -229,11 +229,15 @@ def check_amodal_masks(clip: Clip, amodal_masks, flag: str = "amodal masks") -> 
 
 
 def complete_crops(model, clip: Clip, amodal_masks: np.ndarray, *, steps: int, guidance: float, num_samples: int,
-                   seed: int, batch_size: int, progress: bool, known: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                   seed: int, batch_size: int, progress: bool, known: tuple[np.ndarray, np.ndarray] | None = None,
+                   paint_known: bool = False) -> np.ndarray:
     """Complete every object of ``clip`` with one of our completers, window by window, on object crops.
 
     ``known``: ``(pixels (K, T, H, W, 3) uint8, mask (K, T, H, W) bool)``, what the model is told
-    of each object (default: the frames inside the modal masks).
+    of each object (default: the frames inside the modal masks). With ``known`` given, an
+    object-window whose new frames have no amodal pixel left unknown is not run: the caller keeps
+    the known pixels there, so its output would be discarded (``paint_known=True`` runs it anyway).
+    Its noise is still drawn, so every other object-window gets the same noise either way.
 
     Returns ``(S, K, T, H, W, 3) uint8``: each sample's appearance at the clip's size, white outside
     the crop boxes (the caller keeps the amodal region).
@@ -255,17 +259,25 @@ def complete_crops(model, clip: Clip, amodal_masks: np.ndarray, *, steps: int, g
                 continue  # the object is absent from the whole window: nothing to complete
             pixels, given = (clip.frames, clip.modal_masks[k]) if known is None else (known[0][k], known[1][k])
             crops = crop_to_model(pixels[span], given[span], amodal_masks[k, span], box, size)
-            jobs.append((k, window, box, *(_pad_window(c, length) for c in crops)))
+            fresh = slice(window.scored_from, window.stop)
+            needed = known is None or paint_known or bool((amodal_masks[k, fresh] & ~known[1][k, fresh]).any())
+            jobs.append((k, window, box, *(_pad_window(c, length) for c in crops), needed))
     rows = max(1, batch_size // num_samples)
     bar = tqdm(total=len(jobs), desc="complete", unit="object-window", file=sys.stderr, leave=False,
                disable=None if progress else True)
     for chunk_index, first in enumerate(range(0, len(jobs), rows)):
-        chunk = jobs[first : first + rows]
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, chunk_index]).generate_state(1)[0]))
-        modal_rgb, amodal, modal = (torch.stack([job[i] for job in chunk]) for i in (3, 4, 5))
+        noise = torch.randn((len(jobs[first : first + rows]) * num_samples, length, 3, *size), generator=generator)
+        noise = noise.unflatten(0, (-1, num_samples))
+        chunk = [(job, n) for job, n in zip(jobs[first : first + rows], noise) if job[-1]]
+        bar.update(len(jobs[first : first + rows]) - len(chunk))
+        if not chunk:
+            continue
+        modal_rgb, amodal, modal = (torch.stack([job[i] for job, _ in chunk]) for i in (3, 4, 5))
         with torch.no_grad():
-            pred = model.samples(modal_rgb, amodal, modal, num_samples, steps=steps, guidance=guidance, generator=generator)
-        for j, (k, window, box, *_) in enumerate(chunk):
+            pred = model.samples(modal_rgb, amodal, modal, num_samples, steps=steps, guidance=guidance,
+                                 noise=torch.cat([n for _, n in chunk]))
+        for j, ((k, window, box, *_), _) in enumerate(chunk):
             n = window.stop - window.start
             fresh = window.scored_from - window.start  # frames an earlier window produced keep that result
             for s in range(num_samples):
