@@ -22,6 +22,8 @@ def test_each_bundled_model_has_a_card_naming_it(name):
     config = json.loads((folder / "config.json").read_text())
     assert f"`sampling_steps: {config['sampling_steps']}`" in text
     assert f"`sampling_guidance: {config['sampling_guidance']}`" in text
+    if config["format"] == "amodal-segmenter":  # and, for stage 1, how its samples are read
+        assert f"`sample_levels: {config.get('sample_levels', 'fixed')}`" in text, name
     # Numbers come with the command that produced them.
     assert re.search(r"`amodal (eval|bench) [^`]*`", text), name
 

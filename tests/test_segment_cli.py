@@ -57,6 +57,7 @@ def test_segment_clip_writes_every_output(tiny_clips, tiny_model, tmp_path, name
     info = summary["model_info"]  # what the model is, not an empty dict
     assert (info["num_frames"], info["height"], info["width"]) == (8, 16, 32) and info["parameters"] > 0
     assert info["config"]["num_frames"] == 8
+    assert summary["sampling"]["levels"] == info["default_sample_levels"] == info["config"]["sample_levels"]
     assert summary["depth"] == "none" and summary["depth_used"] is False  # no depth given: mask-only
     assert summary["windows"] == 4  # 25 frames in windows of 8 overlapping by 2
     assert all(not k.endswith("windows") for k in summary["timings_s"])  # timings are seconds only

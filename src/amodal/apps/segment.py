@@ -303,7 +303,7 @@ def run_summary(config: SegmentRunConfig, source, pipe: AmodalSegmentationPipeli
         "windows": int(pipe.last_timings.get("windows", 0)),
         "settings": _jsonable(asdict(config)),
         # what ran: the settings or the model's own
-        "sampling": {"steps": pipe.steps, "guidance": pipe.guidance,
+        "sampling": {"steps": pipe.steps, "guidance": pipe.guidance, "levels": pipe.levels,
                      **({"box_mode": pipe.box_mode} if config.amodal_boxes is not None else {})},
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
         "seconds_per_frame": round(timings["segmentation"] / source.num_frames, 4),

@@ -276,6 +276,11 @@ class AmodalSegmentationPipeline:
         """The guidance scale this pipeline runs: its config's, else the model's own."""
         return self._guidance(self.config)
 
+    @property
+    def levels(self) -> str:
+        """How this pipeline thresholds samples after the first: its config's, else the model's own."""
+        return self._levels(self.config)
+
     def _steps(self, cfg: SegmentationConfig) -> int:
         return int(cfg.steps if cfg.steps is not None else self.segmenter.default_steps)
 
