@@ -267,10 +267,10 @@ def complete_crops(model, clip: Clip, amodal_masks: np.ndarray, *, steps: int, g
                disable=None if progress else True)
     for chunk_index, first in enumerate(range(0, len(jobs), rows)):
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, chunk_index]).generate_state(1)[0]))
-        noise = torch.randn((len(jobs[first : first + rows]) * num_samples, length, 3, *size), generator=generator)
-        noise = noise.unflatten(0, (-1, num_samples))
-        chunk = [(job, n) for job, n in zip(jobs[first : first + rows], noise) if job[-1]]
-        bar.update(len(jobs[first : first + rows]) - len(chunk))
+        batch = jobs[first : first + rows]
+        noise = torch.randn((len(batch) * num_samples, length, 3, *size), generator=generator)  # as samples() draws it
+        chunk = [(job, n) for job, n in zip(batch, noise.unflatten(0, (-1, num_samples))) if job[-1]]
+        bar.update(len(batch) - len(chunk))
         if not chunk:
             continue
         modal_rgb, amodal, modal = (torch.stack([job[i] for job, _ in chunk]) for i in (3, 4, 5))
