@@ -109,3 +109,10 @@ def test_run_refuses_pad_with_the_reason(capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert err.startswith("amodal: error: --pad") and "inside the frame" in err and "\n" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_cli_spells_the_sample_levels_the_pipeline_takes():
+    from amodal.cli.flags import SAMPLE_LEVELS as spelled
+    from amodal.segmentation.protocol import SAMPLE_LEVELS
+
+    assert spelled == SAMPLE_LEVELS

@@ -60,9 +60,13 @@ def resolution_of(args: argparse.Namespace) -> tuple[int, int] | None:
     return None if args.height is None else (args.height, args.width)
 
 
+# amodal.segmentation.protocol.SAMPLE_LEVELS, spelled here so that --help needs no torch import
+SAMPLE_LEVELS = ("fixed", "stratified")
+
+
 def add_levels(parser: argparse.ArgumentParser) -> None:
     """``--levels``: ``args.levels``, how stage-1 samples are thresholded (None = the model's own)."""
-    parser.add_argument("--levels", choices=("fixed", "stratified"), default=None,
+    parser.add_argument("--levels", choices=SAMPLE_LEVELS, default=None,
                         help="with --samples > 1, how stage-1 samples are thresholded: fixed (all at the model's "
                              "threshold) or stratified (the first there, the others at levels drawn from strata of "
                              "(0, 1); docs/model.md) (default: the model's own: stratified for default and "

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from amodal.cli import add_command, add_overwrite
-from amodal.cli.flags import add_progress
+from amodal.cli.flags import SAMPLE_LEVELS, add_progress
 
 EXAMPLE = """\
   amodal train segmentation --config configs/default.json --out runs/default --threads 1
@@ -99,7 +99,7 @@ def register(subparsers) -> None:
                         help="diffusion models: record G as the model's default guidance (default: the run's config)")
     export.add_argument("--box-mode", choices=("clip", "crop"), default=None,
                         help="stage 1: record how the model is best given amodal boxes, crop for one trained on box crops (default: the run's config)")
-    export.add_argument("--sample-levels", choices=("fixed", "stratified"), default=None,
+    export.add_argument("--sample-levels", choices=SAMPLE_LEVELS, default=None,
                         help="stage 1: record how the model's samples are thresholded, stratified for a one-step model "
                              "whose samples would otherwise agree (default: the run's config)")
     export.set_defaults(func=_export)
@@ -193,13 +193,11 @@ def _export(args) -> int:
     if run_config.is_file() and is_svd_config(json.loads(run_config.read_text())):
         from amodal.training.svd import export_svd_run
 
-        if args.sample_levels is not None:
-            from amodal.errors import InputError
+        from amodal.errors import InputError
 
+        if args.sample_levels is not None:
             raise InputError("--sample-levels is for our stage-1 models; svd exports keep the reference's sampling")
         if args.sampling_steps is not None or args.sampling_guidance is not None or args.box_mode is not None:
-            from amodal.errors import InputError
-
             raise InputError("--sampling-steps/--sampling-guidance: svd exports are official-layout folders, which keep "
                              "the reference's sampling settings; pass --steps/--guidance when running them")
         print(f"exported {export_svd_run(args.run, args.out, args.checkpoint)}")
