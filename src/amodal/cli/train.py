@@ -7,6 +7,7 @@ from pathlib import Path
 
 from amodal.cli import add_command, add_overwrite
 from amodal.cli.flags import SAMPLE_LEVELS, add_progress
+from amodal.errors import InputError
 
 EXAMPLE = """\
   amodal train segmentation --config configs/default.json --out runs/default --threads 1
@@ -109,7 +110,6 @@ def _prepare(args, config, command: str) -> Path:
     """Threads, --stop-at and the run folder, checked before any data is made."""
     import torch
 
-    from amodal.errors import InputError
     from amodal.checkpoints.registry import model_inputs
     from amodal.util.fs import check_output
 
@@ -130,7 +130,6 @@ def _prepare(args, config, command: str) -> Path:
 
 def _svd(args, stage: str) -> int | None:
     """Train an ``svd``-backbone config (``"backbone": "svd"``); ``None`` when the config is a lite one."""
-    from amodal.errors import InputError
     from amodal.training.svd import SVDTrainConfig, is_svd_config, read_config_json, train_svd
 
     values = read_config_json(args.config)
@@ -193,8 +192,6 @@ def _export(args) -> int:
     if run_config.is_file() and is_svd_config(json.loads(run_config.read_text())):
         from amodal.training.svd import export_svd_run
 
-        from amodal.errors import InputError
-
         if args.sample_levels is not None:
             raise InputError("--sample-levels is for our stage-1 models; svd exports keep the reference's sampling")
         if args.sampling_steps is not None or args.sampling_guidance is not None or args.box_mode is not None:
@@ -206,8 +203,6 @@ def _export(args) -> int:
         from amodal.training.completion import export_completion
 
         if args.box_mode is not None or args.sample_levels is not None:
-            from amodal.errors import InputError
-
             flag = "--box-mode" if args.box_mode is not None else "--sample-levels"
             raise InputError(f"{flag} is for stage-1 models; pass it when exporting a `train segmentation` run")
         out = export_completion(args.run, args.out, args.checkpoint, args.sampling_steps, args.sampling_guidance)
