@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,6 +80,61 @@ def test_config_refuses_wrong_channels_and_sizes():
         CompleterConfig(backbone=LiteConfig())
     with pytest.raises(InputError, match="multiples of"):
         tiny_config(height=15)
+
+
+def test_config_checks_the_noise_input():
+    with pytest.raises(InputError, match="noise_input must be one of"):
+        tiny_config(noise_input="sigma")
+    with pytest.raises(InputError, match="diffusion objective only"):
+        tiny_config("regression", noise_input="log_snr")
+
+
+def _random_twin(tmp_path):
+    """A regression twin with every weight random (its zero-initialised output layer included), saved as a folder."""
+    twin = build_completer(tiny_config("regression")).eval()
+    generator = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * 0.2)
+    twin.save_pretrained(tmp_path / "twin")
+    return twin
+
+
+def test_regression_twin_starts_a_diffusion_completer_as_itself(tmp_path):
+    """completer_from_regression: at (near) infinite noise the new denoiser returns the twin's answer, whatever the sample."""
+    from amodal.completion.model import build_condition
+    from amodal.training.completion import _initial_state
+
+    twin = _random_twin(tmp_path)
+    config = tiny_config(noise_input="log_snr")
+    diffusion = build_completer(config).eval()
+    diffusion.backbone.load_state_dict(_initial_state(str(tmp_path / "twin"), config))
+    generator = torch.Generator().manual_seed(5)
+    rgb, amodal = torch.rand(2, 4, 3, 16, 32, generator=generator), torch.ones(2, 4, 16, 32)
+    modal = (torch.rand(2, 4, 16, 32, generator=generator) > 0.5).float()
+    cond = build_condition(rgb, amodal, modal)
+    with torch.no_grad():
+        expected = twin(cond)
+        for scale in (1.0, 2.0):  # a noisy sample at sigma 1e5: the network sees it at about unit variance
+            x = torch.randn(2, 4, 3, 16, 32, generator=generator) * 1e5 * scale
+            torch.testing.assert_close(diffusion(x, torch.full((2,), 1e5), cond), expected, rtol=1e-4, atol=1e-4)
+        x = torch.randn(2, 4, 3, 16, 32, generator=generator)
+        # At low noise the sample's own value counts (c_skip) and training takes over.
+        assert not torch.allclose(diffusion(x, torch.ones(2), cond), expected, atol=1e-2)
+
+
+def test_init_from_refuses_starts_that_do_not_fit(tmp_path):
+    from amodal.training.completion import _initial_state
+
+    _random_twin(tmp_path)
+    with pytest.raises(InputError, match='noise_input "log_snr"'):
+        _initial_state(str(tmp_path / "twin"), tiny_config())
+    build_completer(tiny_config()).save_pretrained(tmp_path / "diffusion")
+    with pytest.raises(InputError, match="only a regression twin can start a diffusion completer"):
+        _initial_state(str(tmp_path / "diffusion"), tiny_config("regression"))
+    with pytest.raises(InputError, match="noise_input log_sigma"):
+        _initial_state(str(tmp_path / "diffusion"), tiny_config(noise_input="log_snr"))
+    assert set(_initial_state(str(tmp_path / "diffusion"), tiny_config())) == set(_initial_state(str(tmp_path / "twin"), tiny_config("regression")))
 
 
 def test_stages_are_told_apart_by_the_registry(tmp_path):
@@ -290,7 +346,7 @@ def test_the_pipeline_refuses_masks_that_do_not_fit():
         pipe(clip, clip.amodal_masks.astype(np.uint8))
 
 
-COMPLETION_CONFIGS = sorted((__import__("pathlib").Path(__file__).resolve().parents[1] / "configs" / "completion").rglob("*.json"))
+COMPLETION_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs" / "completion").rglob("*.json"))
 
 
 @pytest.mark.parametrize("path", COMPLETION_CONFIGS, ids=lambda p: p.name)
@@ -314,7 +370,10 @@ def test_the_shipped_completion_recipes_load_and_train_two_steps(path, tmp_path)
         run = config.init_from.removesuffix("/model")
         assert config.init_from.endswith("/model") and f"--out {run} " in readme, config.init_from
         start = tmp_path / "start"
-        build_completer(config.model).save_pretrained(start)
+        # A run named "...-regression..." is a twin; a diffusion recipe may start from one (surgery).
+        twin = "regression" in Path(config.init_from).parent.name
+        start_model = dataclasses.replace(config.model, objective="regression", noise_input="log_sigma") if twin else config.model
+        build_completer(start_model).save_pretrained(start)
         config = dataclasses.replace(config, init_from=str(start))
     result = train_completion(config, tmp_path / "run", progress=False)
     assert result.step == 2 and load_completer_folder(result.model_dir).config.objective == config.model.objective

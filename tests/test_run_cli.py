@@ -131,7 +131,12 @@ def test_run_samples_and_both_stages_report_progress_off_a_terminal(tiny_clip, t
     lines = printed.out.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"wrote {again}: 1 object(s), 6 frames, ") and "{" not in lines[0]
     summary = json.loads((again / "summary.json").read_text())
-    assert summary["objects"] == [1] and summary["frames"] == 6 and summary["steps"] == 4 and summary["guidance"] == 1.5
+    # The bundled model's own settings, from its config.json.
+    from amodal.checkpoints.registry import bundled_path
+
+    config = json.loads((bundled_path("default-completion") / "config.json").read_text())
+    assert summary["objects"] == [1] and summary["frames"] == 6
+    assert (summary["steps"], summary["guidance"]) == (config["sampling_steps"], config["sampling_guidance"])
     # --quiet keeps stderr empty.
     assert main(["complete", "--quiet", "--frames", str(frames), "--masks", str(out / "segmentation" / "modal"),
                  "--amodal", str(out / "segmentation" / "masks"), "--out", str(again)]) == 0

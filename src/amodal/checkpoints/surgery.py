@@ -1,8 +1,9 @@
 """Curriculum surgery: turn a trained ``lite`` model into the start of the next stage without changing what it computes.
 
-Both functions map backbone state dicts; the training loop's ``init_from`` is their only caller
-(:func:`amodal.training.loop.initial_state`), and each is tested to compute exactly what the old
-model did at the point where the new model starts.
+Each function maps backbone state dicts; the training loops' ``init_from`` is their only caller
+(:func:`amodal.training.loop.initial_state` for stage 1, ``amodal.training.completion`` for
+stage 2), and each is tested to compute what the old model did at the point where the new model
+starts.
 """
 
 from __future__ import annotations
@@ -53,4 +54,30 @@ def diffusion_from_regression(state: dict[str, torch.Tensor], old: LiteConfig, n
     gate_w, gate_b = out["head_out.weight"].clone(), out["head_out.bias"].clone()
     gate_w[new.out_channels :], gate_b[new.out_channels :] = 0.0, 0.0  # outputs [f, g]: no gate on the sample
     out["stem.weight"], out["head.weight"], out["head_out.weight"], out["head_out.bias"] = stem, head, gate_w, gate_b
+    return out
+
+
+def completer_from_regression(state: dict[str, torch.Tensor], config: LiteConfig, sigma_data: float) -> dict[str, torch.Tensor]:
+    """Backbone weights of a stage-2 regression twin as the start of a v-prediction diffusion completer.
+
+    The completer's denoiser is ``D = c_skip x + c_out F`` (:class:`amodal.diffusion.Denoiser`),
+    and at infinite noise ``c_skip -> 0``, ``c_out -> -sigma_data``. The twin's output ``f``
+    (its sample input was zeros) becomes ``F = -f / sigma_data``: its ``f`` rows of ``head_out``
+    are scaled by that factor. The sample's input columns (stem and head) and the gate ``g`` are
+    zeroed, since the twin never saw a sample. With ``noise_input="log_snr"``, whose ``c_noise``
+    is the twin's 0 at infinite noise, the diffusion completer then starts out computing the twin
+    there, whatever the noisy sample; training goes on to every noise level.
+    """
+    if sigma_data <= 0:
+        raise InputError(f"completer_from_regression: sigma_data must be > 0, got {sigma_data}")
+    out = dict(state)
+    sample, width = config.in_channels, config.out_channels
+    stem = state["stem.weight"].clone()
+    stem[:, : sample * config.patch**2] = 0.0  # pixel-unshuffle puts input channel c at columns c*p^2 ... (c+1)*p^2 - 1
+    head = state["head.weight"].clone()
+    head[:, config.head_channels : config.head_channels + sample] = 0.0  # the head sees [features, sample, condition]
+    out_w, out_b = state["head_out.weight"].clone(), state["head_out.bias"].clone()
+    out_w[:width], out_b[:width] = out_w[:width] * (-1.0 / sigma_data), out_b[:width] * (-1.0 / sigma_data)
+    out_w[width:], out_b[width:] = 0.0, 0.0  # outputs [f, g]: no gate on the sample
+    out["stem.weight"], out["head.weight"], out["head_out.weight"], out["head_out.bias"] = stem, head, out_w, out_b
     return out

@@ -28,7 +28,7 @@ from torch import nn
 from amodal.backbones.lite import LiteConfig, LiteUNet
 from amodal.checkpoints.formats import COMPLETER_FORMAT, CONFIG_NAME, WEIGHTS_NAME
 from amodal.checkpoints.safetensors import load_state_strict, read_safetensors
-from amodal.diffusion import SAMPLERS, CFGDenoiser, Denoiser, karras_sigmas
+from amodal.diffusion import NOISE_INPUTS, SAMPLERS, CFGDenoiser, Denoiser, karras_sigmas
 from amodal.errors import CheckpointError, InputError
 from amodal.util.config import config_from_dict
 
@@ -60,6 +60,11 @@ class CompleterConfig:
     # Sampling schedule ends (EDM's for images in [-1, 1]).
     sigma_min: float = 0.002
     sigma_max: float = 80.0
+    # The noise level the network sees (diffusion only): "log_sigma", EDM's ln(sigma) / 4, or
+    # "log_snr", ln(1 + sigma_data^2 / sigma^2) / 4, which is 0 at infinite noise as in the
+    # regression twin, so that a diffusion model can start from a trained twin
+    # (amodal.checkpoints.surgery.completer_from_regression).
+    noise_input: str = "log_sigma"
     # The model's best sampling settings (what pipelines use unless told otherwise); the
     # paper's 25 Euler steps at guidance 1.5 until a trained model's measurements say better.
     sampling_steps: int = 25
@@ -81,6 +86,10 @@ class CompleterConfig:
             raise InputError(f"completer config: num_frames must be in [1, {b.max_frames}], got {self.num_frames}")
         if not 0 < self.sigma_min < self.sigma_max or self.sigma_data <= 0 or self.margin < 0:
             raise InputError("completer config: need 0 < sigma_min < sigma_max, sigma_data > 0 and margin >= 0")
+        if self.noise_input not in NOISE_INPUTS:
+            raise InputError(f"completer config: noise_input must be one of {list(NOISE_INPUTS)}, got {self.noise_input!r}")
+        if self.objective == "regression" and self.noise_input != "log_sigma":
+            raise InputError("completer config: noise_input applies to the diffusion objective only")
         if self.sampling_steps < 1 or self.sampling_guidance < 0:
             raise InputError("completer config: need sampling_steps >= 1 and sampling_guidance >= 0")
 
@@ -170,7 +179,7 @@ class DiffusionCompleter(_CompleterBase):
         if config.objective != "diffusion":
             raise InputError(f"DiffusionCompleter needs objective 'diffusion', got {config.objective!r}")
         self.config = config
-        self.denoiser = Denoiser(LiteUNet(config.backbone), sigma_data=config.sigma_data)
+        self.denoiser = Denoiser(LiteUNet(config.backbone), sigma_data=config.sigma_data, noise_input=config.noise_input)
 
     @property
     def backbone(self) -> LiteUNet:

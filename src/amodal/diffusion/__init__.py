@@ -9,7 +9,15 @@ with :func:`append_dims`, never a fixed reshape.
 
 from amodal.diffusion.guidance import CFGDenoiser, SelfConditioning
 from amodal.diffusion.loss import edm_loss, sample_training_sigmas
-from amodal.diffusion.precond import BinaryDenoiser, Denoiser, append_dims, binary_scalings, vpred_scalings
+from amodal.diffusion.precond import (
+    NOISE_INPUTS,
+    BinaryDenoiser,
+    Denoiser,
+    append_dims,
+    binary_scalings,
+    log_snr_noise,
+    vpred_scalings,
+)
 from amodal.diffusion.samplers import SAMPLERS, sample_dpmpp_2m, sample_euler, sample_heun
 from amodal.diffusion.schedules import karras_sigmas
 
@@ -17,12 +25,14 @@ __all__ = [
     "BinaryDenoiser",
     "CFGDenoiser",
     "Denoiser",
+    "NOISE_INPUTS",
     "SAMPLERS",
     "SelfConditioning",
     "append_dims",
     "binary_scalings",
     "edm_loss",
     "karras_sigmas",
+    "log_snr_noise",
     "sample_dpmpp_2m",
     "sample_euler",
     "sample_heun",

@@ -7,6 +7,10 @@ With ``sigma_data = 1`` (SVD's choice, and a good one for masks in ``[-1, 1]``):
 ``c_in = 1 / sqrt(sigma^2 + 1)``, ``c_noise = ln(sigma) / 4``. The network ``F``
 then predicts ``v = (sigma * x0 - n) / sqrt(sigma^2 + 1)`` up to sign: the
 target that keeps its output at unit variance at every noise level.
+:class:`Denoiser` can instead feed ``c_noise = ln(1 + sigma_data^2 / sigma^2) / 4``
+(:func:`log_snr_noise`, ``noise_input="log_snr"``), which is 0 at infinite noise:
+the input a one-step regression network was trained with, so that such a
+network can start a diffusion model (:mod:`amodal.checkpoints.surgery`).
 
 :class:`BinaryDenoiser` is the alternative for data in ``{-1, 1}`` (masks): the
 backbone predicts the logit of ``P(x0 = 1 | x)`` per element, and
@@ -39,24 +43,39 @@ def vpred_scalings(sigma: torch.Tensor, sigma_data: float = 1.0):
     return c_skip, c_out, c_in, c_noise
 
 
+NOISE_INPUTS = ("log_sigma", "log_snr")
+
+
+def log_snr_noise(sigma: torch.Tensor, sigma_data: float = 1.0) -> torch.Tensor:
+    """``c_noise = ln(1 + sigma_data^2 / sigma^2) / 4``: a quarter of the log of one plus the signal-to-noise ratio, 0 at infinite noise."""
+    return 0.25 * torch.log1p(sigma_data**2 / sigma**2)
+
+
 class Denoiser(nn.Module):
     """Wrap a backbone ``F(x_in, c_noise, **cond)`` into the EDM denoiser ``D(x; sigma, **cond)``.
 
     The backbone sees the input scaled to unit variance and the noise level as
     ``c_noise``; it knows nothing about sigma schedules. ``sigma`` may be a
-    scalar or a ``(B,)`` tensor; ``x`` any rank with batch first.
+    scalar or a ``(B,)`` tensor; ``x`` any rank with batch first. ``noise_input``
+    picks ``c_noise``: ``"log_sigma"`` (EDM's ``ln(sigma) / 4``) or ``"log_snr"``
+    (:func:`log_snr_noise`).
     """
 
-    def __init__(self, backbone: nn.Module, sigma_data: float = 1.0):
+    def __init__(self, backbone: nn.Module, sigma_data: float = 1.0, noise_input: str = "log_sigma"):
         super().__init__()
+        if noise_input not in NOISE_INPUTS:
+            raise ValueError(f"noise_input must be one of {list(NOISE_INPUTS)}, got {noise_input!r}")
         self.backbone = backbone
         self.sigma_data = sigma_data  # std of the clean data; 1.0 for SVD latents and {-1, 1} masks
+        self.noise_input = noise_input
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor | float, **cond) -> torch.Tensor:
         sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
         if sigma.ndim == 0:
             sigma = sigma.expand(x.shape[0])
         c_skip, c_out, c_in, c_noise = vpred_scalings(sigma, self.sigma_data)
+        if self.noise_input == "log_snr":
+            c_noise = log_snr_noise(sigma, self.sigma_data)
         f = self.backbone(append_dims(c_in, x.ndim) * x, c_noise, **cond)
         return append_dims(c_skip, x.ndim) * x + append_dims(c_out, x.ndim) * f.to(x.dtype)
 
@@ -71,8 +90,7 @@ def binary_scalings(sigma: torch.Tensor, sigma_data: float = 1.0):
     carries), which is 0 at infinite noise. At infinite noise the network's inputs
     are then exactly the one-step regression's: zeros and ``c_noise = 0``.
     """
-    total = sigma**2 + sigma_data**2
-    return sigma_data**2 / total, 0.25 * torch.log1p(sigma_data**2 / sigma**2)
+    return sigma_data**2 / (sigma**2 + sigma_data**2), log_snr_noise(sigma, sigma_data)
 
 
 class BinaryDenoiser(nn.Module):

@@ -464,6 +464,22 @@ def _initial_state(name_or_path: str, config: CompleterConfig) -> dict[str, torc
     start = load_completer_folder(found.path)
     if start.config.backbone != config.backbone:
         raise InputError(f"init_from {name_or_path}: its backbone config differs from this run's model.backbone")
+    old = start.config
+    if old.objective == "regression" and config.objective == "diffusion":
+        if config.noise_input != "log_snr":
+            raise InputError(
+                f"init_from {name_or_path}: a regression twin can only start a diffusion completer with "
+                'model.noise_input "log_snr" (the twin\'s noise input at infinite noise); set it in the config'
+            )
+        from amodal.checkpoints.surgery import completer_from_regression
+
+        return completer_from_regression(start.backbone.state_dict(), config.backbone, config.sigma_data)
+    if (old.objective, old.noise_input, old.sigma_data) != (config.objective, config.noise_input, config.sigma_data):
+        raise InputError(
+            f"init_from {name_or_path}: a {old.objective} completer (noise_input {old.noise_input}, sigma_data "
+            f"{old.sigma_data}) cannot start a {config.objective} one (noise_input {config.noise_input}, sigma_data "
+            f"{config.sigma_data}); only a regression twin can start a diffusion completer"
+        )
     return start.backbone.state_dict()
 
 
