@@ -137,6 +137,20 @@ def test_init_from_refuses_starts_that_do_not_fit(tmp_path):
     assert set(_initial_state(str(tmp_path / "diffusion"), tiny_config())) == set(_initial_state(str(tmp_path / "twin"), tiny_config("regression")))
 
 
+
+def test_a_training_run_that_cannot_start_leaves_no_run_folder(tmp_path, capsys):
+    import dataclasses
+
+    _random_twin(tmp_path)
+    config = dataclasses.replace(_train_config(tmp_path), init_from=str(tmp_path / "twin"))  # log_sigma: refused
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config.to_dict()))
+    assert main(["train", "completion", "--config", str(path), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("amodal: error: init_from ") and "log_snr" in err[0]
+    assert not (tmp_path / "run").exists()
+
+
 def test_stages_are_told_apart_by_the_registry(tmp_path):
     from amodal.checkpoints.registry import load_completer, load_segmenter
 

@@ -320,12 +320,12 @@ def run_training(build: Callable, config, out_dir: str | Path, *, stop_at: int |
                 f"{config_path}: this run folder was started with a different config; "
                 "use a new --out folder or restore the original config"
             )
-    elif main:
-        write_json(config_path, config.to_dict())
 
     torch.manual_seed(config.seed)
     np.random.seed(config.seed % 2**32)
-    task = build(accelerator, main)
+    task = build(accelerator, main)  # a bad init_from or data fails here, before the run folder is marked
+    if main and not config_path.is_file():
+        write_json(config_path, config.to_dict())
     if main and output_command(out_dir) is None:
         mark_output(out_dir, task.command)
     model = task.model
