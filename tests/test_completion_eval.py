@@ -262,7 +262,10 @@ def test_eval_completion_top_k_several_methods_and_end_to_end(amodal, split, tmp
 def test_eval_completion_refuses_what_it_cannot_do(amodal, split, tmp_path):
     base = ("--task", "completion", "--dataset", "synthetic", "--data", split, "--out", tmp_path / "o", "--quiet")
     code, _, err = amodal(*base, "--method", "no-such-model")
-    assert code != 0 and "unknown completion method" in err
+    assert code != 0 and "unknown completion method" in err and "default-completion-regression" in err
+    code, _, err = amodal(*base, "--method", "default")  # stage 1's model: said so, with where it goes
+    assert code != 0 and "--method default: a stage-1 (segmentation) model, which --masks takes" in err
+    assert "default-completion" in err
     code, _, err = amodal(*base, "--method", "temporal", "--window", "4")
     assert code != 0 and "--window" in err
     code, _, err = amodal("--dataset", "synthetic", "--data", split, "--method", "modal", "--masks", "convex",

@@ -83,15 +83,15 @@ def learned_completion_method(name_or_path: str, options: CompletionOptions) -> 
     anything else, and :class:`amodal.completion.pipeline.ContentCompletionPipeline`
     runs it, returning ``(S, K, T, H, W, 3) uint8``.
     """
-    from amodal.checkpoints.registry import detect_format
+    from amodal.checkpoints.registry import bundled_names, detect_format
     from amodal.completion.pipeline import ContentCompletionPipeline, PipelineConfig
 
     found = detect_format(name_or_path)
     if found is None or found.stage not in (None, "completion"):
-        raise InputError(
-            f"unknown completion method {name_or_path!r}; choose one of {', '.join(completion_method_names())} "
-            "or pass a completion model folder"
-        )
+        known = ", ".join((*completion_method_names(), *bundled_names("completion")))
+        what = (f"--method {name_or_path}: a stage-1 (segmentation) model, which --masks takes, not a completion method"
+                if found is not None else f"unknown completion method {name_or_path!r}")
+        raise InputError(f"{what}; choose one of {known} or pass a completion model folder")
     config = PipelineConfig(steps=options.steps, guidance=options.guidance, samples=options.samples,
                             seed=options.seed, propagate=options.propagate, progress=False)
     pipe = ContentCompletionPipeline.from_pretrained(name_or_path, config)
