@@ -33,20 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def never_seen(clip, k: int):
-    """``(T, H, W) bool``: object ``k``'s hidden pixels that propagation cannot fill from another frame."""
+def never_seen(clip):
+    """``(K, T, H, W) bool``: each object's hidden pixels that propagation cannot fill from another frame."""
     from amodal.completion.baselines import propagate
 
     _, known = propagate(clip, clip.amodal_masks)
-    return clip.amodal_masks[k] & ~known[k]
-
-
-def outline(mask):
-    """The inner boundary pixels of a ``(H, W) bool`` mask."""
-    import numpy as np
-    from scipy.ndimage import binary_erosion
-
-    return mask & ~binary_erosion(mask, np.ones((3, 3), bool))
+    return clip.amodal_masks & ~known
 
 
 def main() -> None:
@@ -56,18 +48,18 @@ def main() -> None:
 
     import numpy as np
 
-    from amodal.data.datasets import index_dataset
-    from amodal.evaluation.completion_methods import CompletionOptions, get_completion_method
     from PIL import Image
 
+    from amodal.data.datasets import index_dataset
+    from amodal.evaluation.completion_methods import CompletionOptions, get_completion_method
     from amodal.util.fs import atomic_path
+    from amodal.viz.overlay import boundary
 
     index = index_dataset("synthetic", args.data, args.split)
     found = []  # (never-seen pixels, clip index, object)
     for i in range(min(args.limit, len(index))):
-        clip = index.item(i).clip
-        for k in range(clip.num_objects):
-            found.append((int(never_seen(clip, k).sum()), i, k))
+        counts = never_seen(index.item(i).clip).sum(axis=(1, 2, 3))
+        found += [(int(n), i, k) for k, n in enumerate(counts)]
     found.sort(reverse=True)
     picked = [f for f in found if f[0] > 0][: args.objects]
     if not picked:
@@ -78,7 +70,7 @@ def main() -> None:
     for count, i, k in picked:
         clip = index.item(i).clip
         given = clip.replace(amodal_rgb=None)
-        unseen = never_seen(clip, k)
+        unseen = never_seen(clip)[k]
         frames = [int(f) for f in np.unique(np.linspace(0, clip.num_frames - 1, args.frames).round()) if clip.amodal_masks[k][int(f)].any()]
         boxes = {}
         for f in frames:
@@ -95,7 +87,7 @@ def main() -> None:
             cells = []
             for f in frames:
                 cell = row[f][boxes[f]].copy()
-                cell[outline(unseen[f][boxes[f]])] = (255, 0, 0)
+                cell[boundary(unseen[f][boxes[f]], width=1)] = (255, 0, 0)
                 cell = np.pad(cell, ((0, height - cell.shape[0]), (0, width - cell.shape[1]), (0, 0)), constant_values=255)
                 cell = cell.repeat(args.scale, axis=0).repeat(args.scale, axis=1)
                 cells.append(np.pad(cell, ((2, 2), (2, 2), (0, 0)), constant_values=128))
