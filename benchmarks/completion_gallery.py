@@ -5,7 +5,8 @@ hidden part no other frame shows are picked (most never-seen hidden pixels first
 pipeline's propagation); each gets a picture whose rows are the input (modal RGB on white), the
 truth, then one row per method (completion inside the true amodal mask, propagation on), and
 whose columns are evenly spaced frames of the clip, each cut to the object's amodal box in that
-frame and enlarged ``--scale`` times.
+frame and enlarged ``--scale`` times. ``--out`` follows amodal's output policy: written whole
+or not at all, never into or over an input.
 A red outline marks the pixels no frame shows, the only ones a model paints::
 
     python benchmarks/completion_gallery.py --data data/synth100 --split val --method default-completion-regression --method default-completion --out runs/gallery
@@ -14,6 +15,7 @@ A red outline marks the pixels no frame shows, the only ones a model paints::
 from __future__ import annotations
 
 import argparse
+import sys
 
 from common import set_threads
 
@@ -29,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--method", action="append", required=True, help="completion method; repeat for several")
     parser.add_argument("--seed", type=int, default=0, help="seed of generative methods (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s)")
-    parser.add_argument("--out", required=True, help="folder for the PNGs (created; existing files are not replaced)")
+    parser.add_argument("--out", required=True, help="folder for the PNGs, written whole or not at all (never an input)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out that this script did not write")
     return parser
 
 
@@ -42,19 +45,26 @@ def never_seen(clip):
 
 
 def main() -> None:
+    from amodal.errors import InputError
+
     args = build_parser().parse_args()
     set_threads(args.threads)
-    from pathlib import Path
+    try:
+        draw(args)
+    except InputError as e:
+        print(f"amodal: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
-    import numpy as np
 
-    from PIL import Image
-
+def draw(args: argparse.Namespace) -> None:
+    from amodal.checkpoints.registry import model_inputs
     from amodal.data.datasets import index_dataset
+    from amodal.errors import InputError
     from amodal.evaluation.completion_methods import CompletionOptions, get_completion_method
-    from amodal.util.fs import atomic_path
-    from amodal.viz.overlay import boundary
+    from amodal.util.fs import atomic_dir, check_output
 
+    out = check_output(args.out, command="completion gallery", overwrite=args.overwrite,
+                       inputs=(args.data, *model_inputs(*args.method)))
     index = index_dataset("synthetic", args.data, args.split)
     found = []  # (never-seen pixels, clip index, object)
     for i in range(min(args.limit, len(index))):
@@ -63,41 +73,45 @@ def main() -> None:
     found.sort(reverse=True)
     picked = [f for f in found if f[0] > 0][: args.objects]
     if not picked:
-        raise SystemExit(f"amodal: error: no object of the first {args.limit} clips of {args.data} has a never-seen hidden part")
+        raise InputError(f"--data {args.data}: no object of its first {args.limit} clips has a hidden part no frame shows; raise --limit")
     methods = {name: get_completion_method(name, CompletionOptions(samples=1, seed=args.seed)) for name in args.method}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for count, i, k in picked:
-        clip = index.item(i).clip
-        given = clip.replace(amodal_rgb=None)
-        unseen = never_seen(clip)[k]
-        frames = [int(f) for f in np.unique(np.linspace(0, clip.num_frames - 1, args.frames).round()) if clip.amodal_masks[k][int(f)].any()]
-        boxes = {}
-        for f in frames:
-            ys, xs = np.nonzero(clip.amodal_masks[k][f])
-            boxes[f] = (slice(max(ys.min() - 2, 0), ys.max() + 3), slice(max(xs.min() - 2, 0), xs.max() + 3))
-        height = max(b[0].stop - b[0].start for b in boxes.values())
-        width = max(b[1].stop - b[1].start for b in boxes.values())
-        modal = np.where(clip.modal_masks[k][..., None], clip.frames, np.uint8(255))
-        rows = [modal, clip.amodal_rgb[k]]
-        for name, method in methods.items():
-            rows.append(method(given, clip.amodal_masks)[0, k])  # (samples, K, T, H, W, 3): sample 0
-        tiles = []
-        for row in rows:
-            cells = []
-            for f in frames:
-                cell = row[f][boxes[f]].copy()
-                cell[boundary(unseen[f][boxes[f]], width=1)] = (255, 0, 0)
-                cell = np.pad(cell, ((0, height - cell.shape[0]), (0, width - cell.shape[1]), (0, 0)), constant_values=255)
-                cell = cell.repeat(args.scale, axis=0).repeat(args.scale, axis=1)
-                cells.append(np.pad(cell, ((2, 2), (2, 2), (0, 0)), constant_values=128))
-            tiles.append(np.concatenate(cells, axis=1))
-        path = out / f"{index.item(i).annotation.video}_object{clip.object_ids[k]}.png"
-        if path.exists():
-            raise SystemExit(f"amodal: error: {path} exists; pass another --out")
-        with atomic_path(path) as tmp:
-            Image.fromarray(np.concatenate(tiles, axis=0)).save(tmp, format="PNG")
-        print(f"{path}: rows input, truth, {', '.join(methods)}; {count} never-seen hidden pixels")
+    with atomic_dir(out, command="completion gallery") as tmp:
+        for count, i, k in picked:
+            item = index.item(i)
+            name = f"{item.annotation.video}_object{item.clip.object_ids[k]}.png"
+            picture(item.clip, k, methods, args.frames, args.scale).save(tmp / name, format="PNG")
+            print(f"{out / name}: rows input, truth, {', '.join(methods)}; {count} never-seen hidden pixels")
+
+
+def picture(clip, k: int, methods: dict, frames: int, scale: int):
+    """Object ``k``'s picture: rows input, truth and each method; columns ``frames`` evenly spaced frames."""
+    import numpy as np
+    from PIL import Image
+
+    from amodal.viz.overlay import boundary
+
+    given = clip.replace(amodal_rgb=None)
+    unseen = never_seen(clip)[k]
+    shown = [int(f) for f in np.unique(np.linspace(0, clip.num_frames - 1, frames).round()) if clip.amodal_masks[k][int(f)].any()]
+    boxes = {}
+    for f in shown:
+        ys, xs = np.nonzero(clip.amodal_masks[k][f])
+        boxes[f] = (slice(max(ys.min() - 2, 0), ys.max() + 3), slice(max(xs.min() - 2, 0), xs.max() + 3))
+    height = max(b[0].stop - b[0].start for b in boxes.values())
+    width = max(b[1].stop - b[1].start for b in boxes.values())
+    rows = [np.where(clip.modal_masks[k][..., None], clip.frames, np.uint8(255)), clip.amodal_rgb[k]]
+    rows += [method(given, clip.amodal_masks)[0, k] for method in methods.values()]  # (samples, K, T, H, W, 3): sample 0
+    tiles = []
+    for row in rows:
+        cells = []
+        for f in shown:
+            cell = row[f][boxes[f]].copy()
+            cell[boundary(unseen[f][boxes[f]], width=1)] = (255, 0, 0)
+            cell = np.pad(cell, ((0, height - cell.shape[0]), (0, width - cell.shape[1]), (0, 0)), constant_values=255)
+            cell = cell.repeat(scale, axis=0).repeat(scale, axis=1)
+            cells.append(np.pad(cell, ((2, 2), (2, 2), (0, 0)), constant_values=128))
+        tiles.append(np.concatenate(cells, axis=1))
+    return Image.fromarray(np.concatenate(tiles, axis=0))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ HELP = {
     "bench_official.py step": ["--height", "--width", "--frames", "--steps", "--no-warmup"],
     "completion_steps.py": ["--config", "--model", "--steps", "--guidance", "--samples", "--cache", "--json"],
     "completion_noise_levels.py": ["--config", "--model", "--twin", "--cache", "--sigmas", "--guidance", "--json"],
-    "completion_gallery.py": ["--data", "--split", "--limit", "--objects", "--frames", "--method", "--seed", "--threads", "--out"],
+    "completion_gallery.py": ["--data", "--split", "--limit", "--objects", "--frames", "--method", "--seed", "--threads", "--out", "--overwrite"],
     "completion_propagation.py": ["--data", "--split", "--limit", "--time", "--model", "--threads", "--json"],
     "compose_synthetic.py": ["--scenes", "--frames", "--size", "--shift", "--threads", "--json"],
     "bench_synth.py": ["--clips", "--seed", "--config", "--write", "--workers"],
